@@ -1,0 +1,94 @@
+"""Language names, codes and the scoring unit each language is counted in.
+
+MLC-SLM keys and manifests name languages in full ("English-American", "Japanese"), users
+type ISO codes ("en", "ja"): everything is resolved to the code here, once.
+"""
+
+from __future__ import annotations
+
+import re
+
+# code -> English name, the MLC-SLM eleven first, then the rest of what Whisper knows that
+# users of call and meeting data meet most often.
+NAMES: dict[str, str] = {
+    "en": "English",
+    "fr": "French",
+    "de": "German",
+    "it": "Italian",
+    "ja": "Japanese",
+    "ko": "Korean",
+    "pt": "Portuguese",
+    "ru": "Russian",
+    "es": "Spanish",
+    "th": "Thai",
+    "vi": "Vietnamese",
+    "zh": "Chinese",
+    "yue": "Cantonese",
+    "ar": "Arabic",
+    "hi": "Hindi",
+    "id": "Indonesian",
+    "ms": "Malay",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "sv": "Swedish",
+    "tr": "Turkish",
+    "uk": "Ukrainian",
+    "tl": "Tagalog",
+}
+
+# Languages written without spaces between words: their error rate is a CER.
+CHAR_LANGUAGES = frozenset({"ja", "ko", "th", "zh", "yue"})
+
+_BY_NAME = {name.lower(): code for code, name in NAMES.items()}
+_BY_NAME.update({"mandarin": "zh", "filipino": "tl"})
+_KEY_SPLIT = re.compile(r"[-_/\s.]")
+
+
+def to_code(language: str) -> str | None:
+    """Resolve a code or a name ("en", "English", "English-American", "ja_JP") to a code.
+
+    Unknown codes of two or three letters pass through: Whisper knows 99 languages and a
+    user scoring Swahili should not be refused.
+    """
+    text = language.strip()
+    if not text:
+        return None
+    low = text.lower()
+    if low in NAMES:
+        return low
+    if low in _BY_NAME:
+        return _BY_NAME[low]
+    head = _KEY_SPLIT.split(low, maxsplit=1)[0]
+    if head in NAMES:
+        return head
+    if head in _BY_NAME:
+        return _BY_NAME[head]
+    if re.fullmatch(r"[a-z]{2,3}", low):
+        return low
+    return None
+
+
+def from_key(key: str) -> str | None:
+    """The language named by an utterance key's first field (MLC-SLM: "Japanese-0012-...")."""
+    head = _KEY_SPLIT.split(key, maxsplit=1)[0].lower()
+    return _BY_NAME.get(head) or (head if head in NAMES else None)
+
+
+def name(code: str | None) -> str:
+    """The English name for prompts and tables; the code itself where we know no name."""
+    if code is None:
+        return "unknown"
+    return NAMES.get(code, code)
+
+
+def default_unit(code: str | None) -> str:
+    """The unit a language is scored in unless the user says otherwise.
+
+    Languages written without spaces get "mixed": their CJK and Thai characters are tokens
+    on their own while runs of other scripts (a Latin brand name, digits) stay words, which
+    is exactly how the MLC-SLM recipe counts its CER. The rest are scored in words. An
+    unknown language gets "mixed" too, which is right for either kind of text.
+    """
+    if code is None or code in CHAR_LANGUAGES:
+        return "mixed"
+    return "word"
