@@ -21,7 +21,16 @@ _EXPORTS = {
     "SbasrError": "sbasr.errors",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "ErrorCounts",
+    "SbasrError",
+    "ScoreReport",
+    "Transcripts",
+    "UtteranceScore",
+    "__version__",
+    "read_transcripts",
+    "score",
+]
 
 if TYPE_CHECKING:
     from .errors import SbasrError

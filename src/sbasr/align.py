@@ -85,7 +85,9 @@ def count_errors(refs: Sequence[str], hyps: Sequence[str], threads: bool = True)
     return assemble(ranges.errors, subs, n_ref - n_hyp, n_ref)
 
 
-def assemble(errors: np.ndarray, subs: np.ndarray, diff: np.ndarray, n_ref: np.ndarray) -> np.ndarray:
+def assemble(
+    errors: np.ndarray, subs: np.ndarray, diff: np.ndarray, n_ref: np.ndarray
+) -> np.ndarray:
     """Rows (S, D, I, N) from the totals: on every alignment D - I equals the reference
     length minus the hypothesis length, and S + D + I the errors."""
     out = np.empty((len(errors), 4), dtype=np.int64)

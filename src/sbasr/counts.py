@@ -19,7 +19,7 @@ from itertools import repeat
 import numpy as np
 
 from .align import REF, assemble, error_ranges, kaldi_counts
-from .units import CJKT_CLASS, Vocabulary, encode, tokens
+from .units import CJKT_CLASS, encode_pairs, tokens
 
 _HAS_CJKT = re.compile(f"[{CJKT_CLASS}]")
 
@@ -48,9 +48,7 @@ def _count_unit(refs: Sequence[str], hyps: Sequence[str], unit: str, threads: bo
     else:
         ref_mid, hyp_mid = _middles(refs, hyps, unit == "word", threads)
 
-    vocab = Vocabulary()
-    ref_enc = encode(ref_mid, unit, vocab)
-    hyp_enc = encode(hyp_mid, unit, vocab)
+    ref_enc, hyp_enc = encode_pairs(ref_mid, hyp_mid, unit)
     ranges = error_ranges(ref_enc, hyp_enc, threads)
     subs = ranges.most.copy()
     for i in ranges.tied():  # Kaldi's tie-break depends on the whole pair

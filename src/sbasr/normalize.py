@@ -24,7 +24,7 @@ _SPACE_TABLE = str.maketrans(WHITESPACE, " " * len(WHITESPACE))
 
 # The MLC-SLM challenge rule: lower-case, delete these, collapse spaces. Apostrophes,
 # hyphens and digits stay.
-MLCSLM_DELETE = "!\"#$%&()*+,./:;<=>?@[\\]^_`{|}~" + "。、？！・¿¡，"
+MLCSLM_DELETE = '!"#$%&()*+,./:;<=>?@[\\]^_`{|}~' + "。、？！・¿¡，"
 _MLCSLM_TABLE = str.maketrans(WHITESPACE, " " * len(WHITESPACE), MLCSLM_DELETE)
 
 

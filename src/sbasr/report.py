@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Iterable
 
 from rich.cells import cell_len
@@ -25,7 +26,8 @@ def render_table(report: ScoreReport, console: Console) -> None:
     """Per-language rows, then the pooled row that is the headline figure."""
     table = Table(title=f"sbasr score (normalize: {report.normalize})", title_justify="left")
     for header in ("language", "metric", "utts", "ref tokens", "sub", "del", "ins", "errors"):
-        table.add_column(header, justify="left" if header in ("language", "metric") else "right")
+        left = header in ("language", "metric")
+        table.add_column(header, justify="left" if left else "right", no_wrap=left)
     table.add_column("rate", justify="right", style="bold")
 
     def row(counts: ErrorCounts, label: str, **style: str) -> None:
@@ -86,14 +88,24 @@ def alignment_text(utt: UtteranceScore) -> str:
         header += "  [no hypothesis]"
     ref_cells, hyp_cells, marks = ["REF:"], ["HYP:"], ["    "]
     for col in align(utt.reference, utt.hypothesis or []):
-        r = col.ref if col.ref is not None else "*" * max(1, cell_len(col.hyp or ""))
-        h = col.hyp if col.hyp is not None else "*" * max(1, cell_len(col.ref or ""))
+        r = _shown(col.ref) if col.ref is not None else None
+        h = _shown(col.hyp) if col.hyp is not None else None
+        r = r if r is not None else "*" * max(1, cell_len(h or ""))
+        h = h if h is not None else "*" * max(1, cell_len(r))
         width = max(cell_len(r), cell_len(h))
         ref_cells.append(_pad(r, width))
         hyp_cells.append(_pad(h, width))
         marks.append(_pad("" if col.op == "C" else col.op, width))
     lines = [header, " ".join(ref_cells), " ".join(hyp_cells), " ".join(marks).rstrip()]
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _shown(token: str) -> str:
+    """A token as printed: a lone combining mark (Thai vowel or tone sign scored on its own)
+    rides on a dotted circle, as dictionaries print it, instead of on its neighbour."""
+    if token and unicodedata.category(token[0]).startswith("M"):
+        return "\u25cc" + token
+    return token
 
 
 def _pad(text: str, width: int) -> str:

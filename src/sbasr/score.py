@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
+from itertools import pairwise
 
 import numpy as np
 
@@ -233,7 +234,7 @@ def _chunks(texts: list[str], jobs: int) -> list[range]:
     sizes = np.cumsum(np.fromiter(map(len, texts), dtype=np.int64, count=n))
     cuts = np.searchsorted(sizes, sizes[-1] * np.arange(1, jobs) / jobs)
     bounds = [0, *(int(c) for c in cuts), n]
-    return [range(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [range(a, b) for a, b in pairwise(bounds) if b > a]
 
 
 def _count_chunk(

@@ -43,7 +43,9 @@ def tokens(text: str, unit: str) -> list[str]:
     raise ValueError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
 
 
-_SEP = "\x01"  # joins utterances while encoding; maps to itself, never to a token
+# Control characters that join utterances while encoding; the first absent from the texts
+# is used. Token codes start at U+0100, so a separator never collides with a token.
+_SEPARATORS = "".join(chr(c) for c in range(1, 32) if not chr(c).isspace())
 
 
 class Vocabulary(dict):
@@ -53,36 +55,51 @@ class Vocabulary(dict):
     rapidfuzz treats it as any other code point. 1.1 million distinct tokens is the limit.
     """
 
-    def __init__(self) -> None:
-        super().__init__({_SEP: _SEP})
+    def __init__(self, separator: str) -> None:
+        super().__init__({separator: separator})
+        self._next = 0x100
 
     def __missing__(self, token: str) -> str:
-        index = len(self) + 0xFF
-        if index > 0x10FFFF:
+        if self._next > 0x10FFFF:
             raise OverflowError("more than 1.1 million distinct tokens")
-        code = self[token] = chr(index)
+        code = self[token] = chr(self._next)
+        self._next += 1
         return code
 
 
-def encode(texts: Sequence[str], unit: str, vocab: Vocabulary) -> list[str]:
-    """Encode each text as a string of one code point per token.
+class _SeparatorInText(Exception):
+    pass
 
-    All texts go through each step together (one join, one split, one lookup pass, one
+
+def encode_pairs(
+    refs: Sequence[str], hyps: Sequence[str], unit: str
+) -> tuple[list[str], list[str]]:
+    """Encode references and hypotheses as strings of one code point per token, with one
+    vocabulary, so that equal tokens get equal codes."""
+    for separator in _SEPARATORS:
+        vocab = Vocabulary(separator)
+        try:
+            return _encode(refs, unit, vocab, separator), _encode(hyps, unit, vocab, separator)
+        except _SeparatorInText:
+            continue
+    raise ValueError("the texts contain every ASCII control character; cannot encode them")
+
+
+def _encode(texts: Sequence[str], unit: str, vocab: Vocabulary, separator: str) -> list[str]:
+    """All texts go through each step together (one join, one split, one lookup pass, one
     split back), as per-utterance calls would cost more than the alignment itself. In "char"
-    units a character is its own code point and `vocab` is not used.
-    """
+    units a character is its own code point and `vocab` is not used."""
     if not texts:
         return []
-    joined = f" {_SEP} ".join(texts)
-    if joined.count(_SEP) != len(texts) - 1:  # a text holds the separator itself
-        joined = f" {_SEP} ".join(t.replace(_SEP, " ") for t in texts)
+    joined = f" {separator} ".join(texts)
+    if joined.count(separator) != len(texts) - 1:
+        raise _SeparatorInText
     if unit == "char":
-        return "".join(joined.split()).split(_SEP)
+        return "".join(joined.split()).split(separator)
     if unit == "word":
         flat = joined.split()
     elif unit == "mixed":
         flat = joined.translate(_spaced_cjkt()).split()
     else:
         raise ValueError(f"unknown unit {unit!r}; choose from {', '.join(UNITS)}")
-    return "".join(map(vocab.__getitem__, flat)).split(_SEP)
-
+    return "".join(map(vocab.__getitem__, flat)).split(separator)
