@@ -76,8 +76,9 @@ def main() -> None:
         print(f"{args.utterances:,} utterances, {words:,} reference words")
 
         sbasr_cmd = [sys.executable, "-m", "sbasr", "score", str(hyp_file), str(ref_file)]
-        t_sbasr, _ = best_of(args.repeat, lambda: subprocess.run(sbasr_cmd, check=True,
-                                                                 capture_output=True))
+        t_sbasr, _ = best_of(
+            args.repeat, lambda: subprocess.run(sbasr_cmd, check=True, capture_output=True)
+        )
         out = subprocess.run([*sbasr_cmd, "--json"], check=True, capture_output=True, text=True)
         ours = json.loads(out.stdout)["pooled"]
 
@@ -89,10 +90,21 @@ def main() -> None:
         t_meeteval = None
         if meeteval:
             avg = work / "avg.json"
-            cmd = [meeteval, "wer", "-r", str(ref_file), "-h", str(hyp_file),
-                   "--average-out", str(avg), "--per-reco-out", str(work / "per.json")]
-            t_meeteval, _ = best_of(args.repeat, lambda: subprocess.run(cmd, check=True,
-                                                                        capture_output=True))
+            cmd = [
+                meeteval,
+                "wer",
+                "-r",
+                str(ref_file),
+                "-h",
+                str(hyp_file),
+                "--average-out",
+                str(avg),
+                "--per-reco-out",
+                str(work / "per.json"),
+            ]
+            t_meeteval, _ = best_of(
+                args.repeat, lambda: subprocess.run(cmd, check=True, capture_output=True)
+            )
             mt = json.loads(avg.read_text())
 
         jiwer_errors = jw.substitutions + jw.deletions + jw.insertions
@@ -101,15 +113,22 @@ def main() -> None:
         if meeteval:
             assert (ours["errors"], ours["ref_tokens"]) == (mt["errors"], mt["length"])
             assert (ours["substitutions"], ours["deletions"], ours["insertions"]) == (
-                mt["substitutions"], mt["deletions"], mt["insertions"])
+                mt["substitutions"],
+                mt["deletions"],
+                mt["insertions"],
+            )
             print(f"  meeteval {mt['errors']:,} (S/D/I identical to sbasr)", end="")
         print()
         print(f"sbasr score CLI       {t_sbasr:7.2f} s")
-        print(f"jiwer.process_words   {t_jiwer:7.2f} s   sbasr is {t_jiwer / t_sbasr:5.1f}x faster"
-              "  (goal >= 4x)")
+        print(
+            f"jiwer.process_words   {t_jiwer:7.2f} s   sbasr is {t_jiwer / t_sbasr:5.1f}x faster"
+            "  (goal >= 4x)"
+        )
         if t_meeteval is not None:
-            print(f"meeteval-wer wer CLI  {t_meeteval:7.2f} s   sbasr is "
-                  f"{t_meeteval / t_sbasr:5.1f}x faster  (goal >= 15x)")
+            print(
+                f"meeteval-wer wer CLI  {t_meeteval:7.2f} s   sbasr is "
+                f"{t_meeteval / t_sbasr:5.1f}x faster  (goal >= 15x)"
+            )
         else:
             print("meeteval-wer not installed: pip install meeteval simplejson")
     finally:

@@ -77,8 +77,10 @@ def score(
     ] = Normalizer.mlcslm,
     unit: Annotated[
         Unit | None,
-        typer.Option(help="Count words or characters for all (default: chars for ja ko th zh "
-                          "yue, words otherwise)."),
+        typer.Option(
+            help="Count words or characters for all (default: chars for ja ko th zh "
+            "yue, words otherwise)."
+        ),
     ] = None,
     by_line: Annotated[
         bool, typer.Option(help="Plain text, one utterance per line, matched by line number.")

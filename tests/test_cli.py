@@ -1,0 +1,109 @@
+"""The `sbasr` command as a user runs it: a separate process, real files."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from conftest import random_pairs, run_cli, write_keyed
+
+import sbasr
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_and_version():
+    out = run_cli("--help")
+    assert out.returncode == 0
+    for command in ("score", "transcribe", "finetune", "export"):
+        assert command in out.stdout
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == f"sbasr {sbasr.__version__}"
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert f'\nversion = "{sbasr.__version__}"\n' in pyproject
+
+
+@pytest.mark.parametrize("command", ["transcribe", "finetune", "export"])
+def test_pending_commands_say_so_and_exit_2(command):
+    out = run_cli(command, "anything.wav")
+    assert out.returncode == 2
+    assert "not implemented yet" in out.stderr
+
+
+def test_score_table_json_and_alignments(tmp_path):
+    rows = random_pairs(400, seed=7)
+    ref = write_keyed(tmp_path / "ref.txt", [(k, r) for k, _, r, _ in rows])
+    hyp = write_keyed(tmp_path / "hyp.txt", [(k, h) for k, _, _, h in rows[:-1]])
+    table = run_cli("score", str(hyp), str(ref), "--language-from-key")
+    assert table.returncode == 0, table.stderr
+    for name in ("English", "Japanese", "Thai", "Korean", "Spanish", "pooled"):
+        assert name in table.stdout
+    assert "1 reference utterances have no hypothesis" in table.stdout
+
+    js = run_cli("score", str(hyp), str(ref), "--language-from-key", "--json",
+                 "--alignments", str(tmp_path / "align.txt"))  # fmt: skip
+    data = json.loads(js.stdout)
+    report = sbasr.score(hyp, ref, language_from_key=True)
+    assert data["pooled"]["errors"] == report.pooled.errors
+    assert data["pooled"]["rate"] == pytest.approx(report.pooled.rate)
+    assert data["missing_hypotheses"] == [rows[-1][0]]
+    assert {row["language"] for row in data["languages"]} == {"en", "es", "ja", "th", "ko"}
+
+    blocks = (tmp_path / "align.txt").read_text("utf-8").strip().split("\n\n")
+    assert len(blocks) == 400
+    errors = [int(re.search(r"(\d+) errors", b).group(1)) for b in blocks]
+    assert errors == sorted(errors, reverse=True)  # worst first
+    worst = blocks[0].splitlines()
+    assert worst[1].startswith("REF:") and worst[2].startswith("HYP:")
+    marks = worst[3]
+    assert sum(marks.count(op) for op in "SDI") == errors[0]
+
+
+def test_score_bad_input_is_one_line_and_exit_2(tmp_path):
+    ref = tmp_path / "ref.txt"
+    ref.write_bytes(b"a one\na two\n")
+    out = run_cli("score", str(ref), str(ref))
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"sbasr: error: {ref}:2: duplicate utterance id 'a'"
+    missing = run_cli("score", str(tmp_path / "none.txt"), str(ref))
+    assert missing.returncode == 2 and "none.txt: no such file" in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+
+
+def test_strict_fails_on_mismatched_ids(tmp_path):
+    ref = write_keyed(tmp_path / "ref", [("a", "x"), ("b", "y")])
+    hyp = write_keyed(tmp_path / "hyp", [("a", "x")])
+    assert run_cli("score", str(hyp), str(ref)).returncode == 0
+    strict = run_cli("score", str(hyp), str(ref), "--strict")
+    assert strict.returncode == 2 and "have no hypothesis" in strict.stderr
+
+
+def test_alignment_file_is_not_left_half_written_on_error(tmp_path):
+    ref = write_keyed(tmp_path / "ref", [("a", "x")])
+    out_file = tmp_path / "align.txt"
+    out_file.write_text("previous run\n")
+    bad = tmp_path / "hyp"
+    bad.write_bytes(b"a \xff\n")
+    assert run_cli("score", str(bad), str(ref), "--alignments", str(out_file)).returncode == 2
+    assert out_file.read_text() == "previous run\n"
+    assert list(tmp_path.glob(".align.txt.*")) == []
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text("utf-8")
+    block = readme.split("<!-- test-command -->", 1)[1].split("```bash\n", 1)[1]
+    command = block.split("```", 1)[0].strip()
+    assert "pytest" in command and "pip install torch==2.13.0" in command
+    ci = (ROOT / ".ci" / "run").read_text("utf-8")
+    assert "<!-- test-command -->" in ci and "python3 -m venv" in ci
+
+
+def test_readme_example_runs_as_documented():
+    readme = (ROOT / "README.md").read_text("utf-8")
+    first = next(line for line in readme.splitlines() if line.startswith("pip install torch"))
+    args = first.split("&& sbasr ", 1)[1].split()
+    out = run_cli(*args, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "19.40%" in out.stdout and "19.40%" in readme

@@ -1,0 +1,144 @@
+"""What `sbasr.score` means: matching by id, languages, units, normalisation, pooling."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import write_keyed
+
+from sbasr import SbasrError, score
+from sbasr.normalize import basic_text, mlcslm_text, normalize
+from sbasr.units import tokens
+
+
+def test_matches_by_id_not_by_line_order(tmp_path):
+    ref = write_keyed(tmp_path / "ref", [("a", "one two"), ("b", "three four")])
+    hyp = write_keyed(tmp_path / "hyp", [("b", "three four"), ("a", "one two")])
+    assert score(hyp, ref).pooled.errors == 0
+
+
+def test_missing_hypothesis_counts_as_deletions_and_is_reported():
+    r = score({"a": "x y"}, {"a": "x y", "b": "p q r"})
+    assert r.missing == ["b"]
+    assert (r.pooled.deletions, r.pooled.ref_tokens, r.pooled.errors) == (3, 5, 3)
+    missing = next(u for u in r.utterances() if u.id == "b")
+    assert missing.hypothesis is None and missing.deletions == 3
+
+
+def test_extra_hypothesis_is_reported_not_scored_and_strict_fails():
+    r = score({"a": "x", "zz": "junk words"}, {"a": "x"})
+    assert r.extra == ["zz"] and r.pooled.errors == 0 and r.pooled.utterances == 1
+    with pytest.raises(SbasrError, match="1 hypothesis ids are not in"):
+        score({"a": "x", "zz": "junk"}, {"a": "x"}, strict=True)
+    with pytest.raises(SbasrError, match="1 reference ids have no hypothesis"):
+        score({}, {"a": "x"}, strict=True)
+
+
+def test_empty_and_one_character_hypotheses_are_real_utterances(tmp_path):
+    # jiwer's own CLI drops such lines silently; each must count here.
+    ref = write_keyed(tmp_path / "ref", [("a", "one two three"), ("b", "x"), ("c", "y z")])
+    hyp = write_keyed(tmp_path / "hyp", [("a", ""), ("b", "x"), ("c", "q")])
+    assert hyp.read_text().splitlines()[0] == "a"
+    r = score(hyp, ref)
+    assert r.missing == [] and r.pooled.utterances == 3
+    assert (r.pooled.deletions, r.pooled.substitutions, r.pooled.errors) == (4, 1, 5)
+
+
+def test_pooled_rate_is_total_errors_over_total_tokens_not_mean_of_rates():
+    ref = {"English-1": "a b c d e f g h i j", "Japanese-1": "日本"}
+    hyp = {"English-1": "a b c d e f g h i x", "Japanese-1": "日"}
+    r = score(hyp, ref, language_from_key=True)
+    by = {row.language: row for row in r.languages}
+    assert by["en"].rate == pytest.approx(0.1) and by["ja"].rate == pytest.approx(0.5)
+    assert r.pooled.rate == pytest.approx(2 / 12)  # the mean of rates would be 0.3
+    assert r.pooled.metric == "CER/WER"
+
+
+def test_units_follow_language_and_unit_overrides():
+    ref, hyp = {"k": "今日は 良い"}, {"k": "今日は 悪い"}
+    assert score(hyp, ref, language="ja").pooled.ref_tokens == 5  # characters
+    assert score(hyp, ref, language="ja", unit="word").pooled.ref_tokens == 2
+    assert score(hyp, ref, language="en").pooled.ref_tokens == 2
+    assert score({"k": "ab"}, {"k": "abc"}, language="en", unit="char").pooled.errors == 1
+
+
+def test_mixed_unit_keeps_latin_words_whole_inside_japanese_as_mlcslm_does():
+    assert tokens("今日iphoneを 買った", "mixed") == ["今", "日", "iphone", "を", "買", "っ", "た"]
+    assert tokens("สวัสดี ครับ", "mixed") == list("สวัสดีครับ")
+    assert tokens("a  b ", "char") == ["a", "b"]
+
+
+def test_language_sources_flag_manifest_key(tmp_path):
+    manifest = tmp_path / "ref.jsonl"
+    manifest.write_text(
+        json.dumps({"id": "u1", "text": "東京", "language": "Japanese"}) + "\n"
+        + json.dumps({"id": "English-u2", "text": "a b"}) + "\n",
+        "utf-8",
+    )  # fmt: skip
+    hyp = {"u1": "東京", "English-u2": "a b"}
+    langs = {row.language for row in score(hyp, manifest, language_from_key=True).languages}
+    assert langs == {"ja", "en"}
+    assert {row.language for row in score(hyp, manifest).languages} == {"ja", None}
+    assert {row.language for row in score(hyp, manifest, language="fr").languages} == {"fr"}
+    with pytest.raises(SbasrError, match="unknown language"):
+        score(hyp, manifest, language="Klingonese")
+
+
+def test_mlcslm_normalisation_is_the_challenge_rule():
+    text = "Hello, World!  It's a well-known 42nd   test? ¿Sí? 東京。「x」"
+    assert mlcslm_text(text) == "hello world it's a well-known 42nd test sí 東京「x」"
+
+
+def test_whisper_normaliser_keeps_thai_marks_and_applies_english_rules():
+    thai = "สวัสดีครับ"
+    assert basic_text(thai) == thai  # Whisper's own basic normaliser would split it
+    out = normalize(["Mr. Smith's colour is twenty-one!", thai], ["en", "th"], "whisper")
+    assert out[0] == "mister smith is color is 21"  # Whisper's rule expands "'s"
+    assert out[1] == thai
+
+
+def test_normalised_texts_have_canonical_spacing():
+    out = normalize(["  a\t b  ", "", " ,  ", "c\u3000d"], [None] * 4, "mlcslm")
+    assert out == ["a b", "", "", "c d"]
+
+
+def test_by_line_pairs_plain_text_by_position(tmp_path):
+    (tmp_path / "r.txt").write_text("one two\n\nthree\n", "utf-8")
+    (tmp_path / "h.txt").write_text("one too\nextra\nthree\n", "utf-8")
+    r = score(tmp_path / "h.txt", tmp_path / "r.txt", by_line=True)
+    assert (r.pooled.utterances, r.pooled.substitutions, r.pooled.insertions) == (3, 1, 1)
+    (tmp_path / "short.txt").write_text("one\n", "utf-8")
+    with pytest.raises(SbasrError, match="--by-line needs one line per utterance"):
+        score(tmp_path / "short.txt", tmp_path / "r.txt", by_line=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"a x\nb y\na z\n", r"ref:3: duplicate utterance id 'a'"),
+        (b"a x\nb \xff\xfe\n", r"ref:2: not valid UTF-8"),
+        (b'{"id": "a", "text": "x"}\n{"id": "a", "text": "y"}\n', r"ref:2: duplicate"),
+        (b'{"id": "a", "text": "x"}\n{"text": "y"}\n', r"ref:2: no 'id' field"),
+        (b'{"id": "a", "text": "x"}\n{oops\n', r"ref:2: invalid JSON"),
+    ],
+)
+def test_bad_input_names_file_and_line(tmp_path, content, message):
+    ref = tmp_path / "ref"
+    ref.write_bytes(content)
+    with pytest.raises(SbasrError, match=message):
+        score({"a": "x"}, ref)
+
+
+def test_unreadable_inputs(tmp_path):
+    with pytest.raises(SbasrError, match="no such file"):
+        score({"a": "x"}, tmp_path / "nope")
+    with pytest.raises(SbasrError, match="is a directory"):
+        score({"a": "x"}, tmp_path)
+
+
+def test_texts_with_odd_characters_do_not_break_batching():
+    ref = {"a": "x\ny z", "b": "p \x01 q", "c": "  "}
+    hyp = {"a": "x y z", "b": "p q", "c": ""}
+    r = score(hyp, ref, normalize="none")
+    assert (r.pooled.errors, r.pooled.ref_tokens) == (1, 6)  # "\x01" is a token here
