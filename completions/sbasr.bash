@@ -11,7 +11,7 @@ _sbasr() {
     COMPREPLY=()
     case "$cmd" in
         "")
-            COMPREPLY=($(compgen -W "score transcribe finetune export --version --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "score transcribe models finetune export --version --help" -- "$cur")) ;;
         score)
             case "$prev" in
                 --language|-l) :; return ;;
@@ -26,10 +26,33 @@ _sbasr() {
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;
         transcribe)
+            case "$prev" in
+                --engine) COMPREPLY=($(compgen -W "whisper speechllm" -- "$cur")); return ;;
+                --model|-m) :; return ;;
+                --language|-l) :; return ;;
+                --channels) COMPREPLY=($(compgen -W "mix split" -- "$cur")); return ;;
+                --format|-f) COMPREPLY=($(compgen -W "txt srt vtt json tsv keyed all" -- "$cur")); return ;;
+                --output-dir|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --beam-size) :; return ;;
+                --temperature) :; return ;;
+                --temperature-increment) :; return ;;
+                --initial-prompt) :; return ;;
+                --hotwords) :; return ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return ;;
+                --compute-type) :; return ;;
+                --threads) :; return ;;
+                --batch-size) :; return ;;
+            esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--engine --model -m --language -l --language-per-segment --no-language-per-segment --channels --segments --format -f --output-dir -o --no-skip-existing --skip-existing --beam-size --temperature --temperature-increment --initial-prompt --hotwords --no-word-timestamps --word-timestamps --device --compute-type --threads --batch-size --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
+            fi ;;
+        models)
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--json --help" -- "$cur"))
+            else
+                :
             fi ;;
         finetune)
             if [[ "$cur" == -* ]]; then

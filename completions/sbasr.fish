@@ -3,7 +3,8 @@ complete -c sbasr -f
 complete -c sbasr -n __fish_use_subcommand -l version -d 'Show the version'
 complete -c sbasr -n __fish_use_subcommand -l help -d 'Show this message and exit'
 complete -c sbasr -n __fish_use_subcommand -a score -d 'Score hypotheses against references: per-language and pooled CER/WER'
-complete -c sbasr -n __fish_use_subcommand -a transcribe -d 'Transcribe recordings (Whisper or Speech-LLM engine)'
+complete -c sbasr -n __fish_use_subcommand -a transcribe -d 'Transcribe recordings into timed, speaker-attributed transcripts'
+complete -c sbasr -n __fish_use_subcommand -a models -d 'List the models available here: where each comes from, its path and size'
 complete -c sbasr -n __fish_use_subcommand -a finetune -d 'Fine-tune Whisper (LoRA or full) or train a Speech-LLM'
 complete -c sbasr -n __fish_use_subcommand -a export -d 'Export a fine-tuned model to CTranslate2'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l language -s l -x -d 'Language of every utterance'
@@ -17,10 +18,31 @@ complete -c sbasr -n '__fish_seen_subcommand_from score' -l alignments -r -F -d 
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l jobs -x -d 'Processes for large sets; 0 = one per CPU core'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -F
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l engine -x -a 'whisper speechllm' -d 'Recogniser family'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l model -s m -x -d 'base, tiny.en, a model directory, or a hub id'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l language -s l -x -d 'Force a language (else detected)'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l language-per-segment -l no-language-per-segment -d 'Detect the language of each segment (code-switching)'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l channels -x -a 'mix split' -d 'split: each channel is its own speaker'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l segments -d 'Use the MLC-SLM <audio>.txt oracle segments'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l format -s f -x -a 'txt srt vtt json tsv keyed all' -d 'Output format'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l output-dir -s o -r -F -d 'Default: beside each input'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l no-skip-existing -l skip-existing -d 'Skip recordings whose outputs exist (resume a batch)'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l beam-size -x -d 'Beam width'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l temperature -x -d 'First temperature'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l temperature-increment -x -d 'Fallback step on failed decodes; 0 = no fallback'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l initial-prompt -x -d 'Text to prime the decoder'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l hotwords -x -d 'Words to favour'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l no-word-timestamps -l word-timestamps -d 'Time every word'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l device -x -a 'auto cpu cuda' -d 'Where to run'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l compute-type -x -d 'CTranslate2 compute type: auto, int8, float16, float32 '
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l threads -x -d 'CPU threads; 0 = all cores'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l batch-size -x -d 'Segments decoded together (batched decoding)'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -F
+complete -c sbasr -n '__fish_seen_subcommand_from models' -l json -d 'Print JSON for scripts'
+complete -c sbasr -n '__fish_seen_subcommand_from models' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -F
 complete -c sbasr -n '__fish_seen_subcommand_from export' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from export' -F
-# subcommands: score transcribe finetune export
+# subcommands: score transcribe models finetune export

@@ -19,22 +19,32 @@ _EXPORTS = {
     "Transcripts": "sbasr.transcripts",
     "read_transcripts": "sbasr.transcripts",
     "SbasrError": "sbasr.errors",
+    "transcribe": "sbasr.transcribe",
+    "Segment": "sbasr.transcribe",
+    "TranscribeOptions": "sbasr.transcribe",
+    "DecodeOptions": "sbasr.engines",
 }
 
 __all__ = [
+    "DecodeOptions",
     "ErrorCounts",
     "SbasrError",
     "ScoreReport",
+    "Segment",
+    "TranscribeOptions",
     "Transcripts",
     "UtteranceScore",
     "__version__",
     "read_transcripts",
     "score",
+    "transcribe",
 ]
 
 if TYPE_CHECKING:
+    from .engines import DecodeOptions
     from .errors import SbasrError
     from .score import ErrorCounts, ScoreReport, UtteranceScore, score
+    from .transcribe import Segment, TranscribeOptions, transcribe
     from .transcripts import Transcripts, read_transcripts
 
 

@@ -131,10 +131,162 @@ def score(
 _PENDING = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
 
 
-@app.command(**_PENDING)
-def transcribe() -> None:
-    """Transcribe recordings (Whisper or Speech-LLM engine). Not implemented yet."""
-    _not_yet("transcribe")
+class Channels(str, Enum):
+    mix = "mix"
+    split = "split"
+
+
+class Engine(str, Enum):
+    whisper = "whisper"
+    speechllm = "speechllm"
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class OutputFormat(str, Enum):
+    txt = "txt"
+    srt = "srt"
+    vtt = "vtt"
+    json = "json"
+    tsv = "tsv"
+    keyed = "keyed"
+    all = "all"
+
+
+@app.command()
+def transcribe(
+    files: Annotated[
+        list[Path], typer.Argument(help="Audio files, directories, or JSON Lines manifests.")
+    ],
+    engine: Annotated[Engine, typer.Option(help="Recogniser family.")] = Engine.whisper,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="base, tiny.en, a model directory, or a hub id."),
+    ] = None,
+    language: Annotated[
+        str | None, typer.Option("--language", "-l", help="Force a language (else detected).")
+    ] = None,
+    language_per_segment: Annotated[
+        bool, typer.Option(help="Detect the language of each segment (code-switching).")
+    ] = False,
+    channels: Annotated[
+        Channels, typer.Option(help="split: each channel is its own speaker.")
+    ] = Channels.mix,
+    segments: Annotated[
+        bool, typer.Option("--segments", help="Use the MLC-SLM <audio>.txt oracle segments.")
+    ] = False,
+    output_format: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = OutputFormat.txt,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Default: beside each input.")
+    ] = None,
+    skip_existing: Annotated[
+        bool, typer.Option(help="Skip recordings whose outputs exist (resume a batch).")
+    ] = False,
+    beam_size: Annotated[int, typer.Option(min=1, help="Beam width.")] = 5,
+    temperature: Annotated[float, typer.Option(min=0.0, help="First temperature.")] = 0.0,
+    temperature_increment: Annotated[
+        float, typer.Option(min=0.0, help="Fallback step on failed decodes; 0 = no fallback.")
+    ] = 0.2,
+    initial_prompt: Annotated[str | None, typer.Option(help="Text to prime the decoder.")] = None,
+    hotwords: Annotated[str | None, typer.Option(help="Words to favour.")] = None,
+    word_timestamps: Annotated[bool, typer.Option(help="Time every word.")] = False,
+    device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
+    compute_type: Annotated[
+        str, typer.Option(help="CTranslate2 compute type: auto, int8, float16, float32 ...")
+    ] = "auto",
+    threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = all cores.")] = 0,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Segments decoded together (batched decoding).")
+    ] = 1,
+) -> None:
+    """Transcribe recordings into timed, speaker-attributed transcripts."""
+    from rich.console import Console
+
+    from .batch import run_batch
+    from .engines import DecodeOptions, load_engine
+    from .inputs import expand_inputs
+    from .transcribe import TranscribeOptions
+    from .writers import writers_for
+
+    err = Console(stderr=True)
+    recordings, problems = expand_inputs(files, oracle_segments=segments)
+    for _, message in problems:
+        err.print(f"[red]sbasr: error:[/] {message}", soft_wrap=True, highlight=False)
+    if not recordings:
+        raise typer.Exit(2)
+    temperatures = [temperature]
+    while temperature_increment > 0 and temperatures[-1] + temperature_increment <= 1.0 + 1e-9:
+        temperatures.append(round(temperatures[-1] + temperature_increment, 6))
+    options = TranscribeOptions(
+        channels=channels.value,
+        language_per_segment=language_per_segment,
+        decode=DecodeOptions(
+            language=language,
+            beam_size=beam_size,
+            temperature=tuple(temperatures),
+            initial_prompt=initial_prompt,
+            hotwords=hotwords,
+            word_timestamps=word_timestamps,
+            batch_size=batch_size,
+        ),
+    )
+    try:
+        asr = load_engine(engine.value, model, device=device.value, compute_type=compute_type,
+                          threads=threads)  # fmt: skip
+    except SbasrError as e:
+        raise _fail(e) from None
+    to_stdout = (
+        output_dir is None and output_format == OutputFormat.txt and len(recordings) == 1
+        and len(files) == 1 and files[0].is_file() and files[0].suffix.lower() != ".jsonl"
+    )  # fmt: skip
+    result = run_batch(recordings, asr, options, writers_for(output_format.value), output_dir,
+                       to_stdout=to_stdout, skip_existing=skip_existing, console=err)  # fmt: skip
+    failures = problems + result.failures
+    rtf = f"{result.rtf:.3f}" if result.rtf is not None else "n/a"
+    err.print(
+        f"{result.done} transcribed, {result.skipped} skipped, {len(failures)} failed; "
+        f"audio {result.audio_seconds:,.1f} s in {result.wall_seconds:,.1f} s "
+        f"(real-time factor {rtf})",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if failures:
+        err.print("failed:", highlight=False)
+        for _, message in failures:
+            err.print(f"  {message}", soft_wrap=True, highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """List the models available here: where each comes from, its path and size."""
+    from .models import list_models
+
+    try:
+        found = list_models()
+    except SbasrError as e:
+        raise _fail(e) from None
+    if as_json:
+        sys.stdout.write(json.dumps([m.to_dict() for m in found], indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="sbasr models", title_justify="left")
+    for header in ("name", "languages", "size", "source", "path"):
+        table.add_column(header, overflow="fold")
+    for m in found:
+        size = f"{m.size / 1e6:,.0f} MB" if m.size else "-"
+        table.add_row(m.name, m.languages, size, m.source, m.path or "-")
+    Console().print(table)
 
 
 @app.command(**_PENDING)

@@ -1,0 +1,121 @@
+"""What to transcribe: audio files, directories searched for audio, and manifests (JSON
+Lines: sbasr's `id, audio, start, end, speaker, channel, language`, or NeMo's
+`audio_filepath, offset, duration`), each turned into recordings with optional spans."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import SbasrError
+from .segments import Span, read_mlcslm_segments
+
+AUDIO_SUFFIXES = frozenset(
+    {".wav", ".flac", ".mp3", ".m4a", ".ogg", ".opus", ".aac", ".wma", ".amr", ".webm",
+     ".mp4", ".mkv", ".mov", ".avi", ".sph"}
+)  # fmt: skip
+MANIFEST_SUFFIXES = frozenset({".jsonl", ".json"})
+
+
+@dataclass
+class Recording:
+    """One audio file to transcribe; `spans` are oracle segments, None for VAD."""
+
+    id: str
+    path: str
+    spans: list[Span] | None = None
+    language: str | None = None
+    source: str = ""  # the argument it came from, for where outputs go by default
+
+
+def expand_inputs(
+    paths: list[str | os.PathLike[str]], oracle_segments: bool = False
+) -> tuple[list[Recording], list[tuple[str, str]]]:
+    """Recordings for `paths`, and (path, problem) for the arguments that give none.
+
+    With `oracle_segments`, an MLC-SLM segment file (`<audio>.txt`) beside each audio file
+    gives its spans.
+    """
+    recordings: list[Recording] = []
+    problems: list[tuple[str, str]] = []
+    for raw in paths:
+        path = Path(raw)
+        try:
+            if path.is_dir():
+                found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+                if not found:
+                    raise SbasrError(f"{path}: no audio files in this directory")
+                for p in found:
+                    rid = "-".join(p.relative_to(path).with_suffix("").parts)
+                    recordings.append(_audio_file(p, rid, str(path), oracle_segments))
+            elif path.suffix.lower() in MANIFEST_SUFFIXES:
+                recordings += read_manifest(path)
+            elif path.exists():
+                recordings.append(_audio_file(path, path.stem, str(path), oracle_segments))
+            else:
+                raise SbasrError(f"{path}: no such file")
+        except SbasrError as e:
+            problems.append((str(path), str(e)))
+    return recordings, problems
+
+
+def _audio_file(path: Path, rid: str, source: str, oracle: bool) -> Recording:
+    spans = None
+    if oracle:
+        seg_file = path.with_suffix(".txt")
+        if not seg_file.is_file():
+            raise SbasrError(f"{path}: --segments needs {seg_file.name} beside it")
+        spans = read_mlcslm_segments(seg_file, rid)
+    return Recording(rid, str(path), spans, source=source)
+
+
+def read_manifest(path: Path) -> list[Recording]:
+    """Rows grouped by audio file: rows with times become that file's oracle spans."""
+    by_audio: dict[str, Recording] = {}
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise SbasrError(f"{path}: cannot read: {e}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SbasrError(f"{path}:{number}: invalid JSON: {e.msg}") from None
+        audio = row.get("audio", row.get("audio_filepath"))
+        if not audio:
+            raise SbasrError(f"{path}:{number}: no 'audio' (or 'audio_filepath') field")
+        audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
+        start = row.get("start", row.get("offset"))
+        end = row.get("end")
+        if end is None and row.get("duration") is not None and start is not None:
+            end = float(start) + float(row["duration"])
+        uid = str(row.get("id", row.get("utt_id", audio_path.stem)))
+        language = row.get("language") or row.get("lang")
+        key = str(audio_path)
+        if start is None or end is None:  # the whole file, segmented by VAD
+            by_audio[f"{key}#{uid}"] = Recording(uid, key, None, language, str(path))
+            continue
+        if float(end) <= float(start):
+            raise SbasrError(f"{path}:{number}: segment ends before it starts")
+        rec = by_audio.setdefault(key, Recording(audio_path.stem, key, [], None, str(path)))
+        assert rec.spans is not None
+        rec.spans.append(
+            Span(
+                float(start),
+                float(end),
+                int(row.get("channel", 0)),
+                row.get("speaker"),
+                uid,
+                language,
+            )
+        )
+    if not by_audio:
+        raise SbasrError(f"{path}: the manifest is empty")
+    for rec in by_audio.values():
+        if rec.spans:
+            rec.spans.sort(key=lambda s: (s.start, s.channel))
+    return list(by_audio.values())

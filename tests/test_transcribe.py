@@ -1,0 +1,193 @@
+"""`sbasr transcribe` with the Whisper engine on real models and synthetic speech.
+
+Speech comes from espeak-ng (installed by .ci/run), mixed into calls with numpy and
+written with soundfile; the model is the embedded tiny.en (fast) unless a test needs the
+multilingual base.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from conftest import run_cli
+
+import sbasr
+from sbasr.text import collapse_repetitions
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+
+SR = 16_000
+SAY_A = "Hello, thank you for calling. How can I help you today?"
+SAY_B = "I would like to check the status of my order please."
+
+
+def speak(text: str, voice: str = "en-us") -> np.ndarray:
+    out = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True,
+                         check=True).stdout  # fmt: skip
+    import io
+
+    data, rate = sf.read(io.BytesIO(out), dtype="float32")
+    # resample to 16 kHz by linear interpolation: enough for a test signal
+    t = np.arange(0, len(data) / rate, 1 / SR)
+    return np.interp(t, np.arange(len(data)) / rate, data).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def call(tmp_path_factory) -> Path:
+    """A two-party stereo call: A speaks on the left, then B on the right, with silence."""
+    a, b = speak(SAY_A), speak(SAY_B, "en-gb")
+    gap = np.zeros(SR, dtype=np.float32)
+    left = np.concatenate([gap, a, gap, np.zeros_like(b), gap])
+    right = np.concatenate([gap, np.zeros_like(a), gap, b, gap])
+    path = tmp_path_factory.mktemp("call") / "call.wav"
+    sf.write(path, np.stack([left, right], axis=1), SR)
+    return path
+
+
+def _wer(hyp: str, ref: str) -> float:
+    return sbasr.score({"u": hyp}, {"u": ref}, language="en").pooled.rate
+
+
+def test_single_file_prints_transcript_to_stdout(call, tmp_path):
+    out = run_cli("transcribe", str(call), "-m", "tiny.en")
+    assert out.returncode == 0, out.stderr
+    assert _wer(out.stdout, f"{SAY_A} {SAY_B}") < 0.25
+    assert "1 transcribed, 0 skipped, 0 failed" in out.stderr and "real-time factor" in out.stderr
+
+
+def test_split_channels_attribute_speakers_in_time_order(call, tmp_path):
+    segs = list(sbasr.transcribe(call, model="tiny.en",
+                                 options=sbasr.TranscribeOptions(channels="split")))  # fmt: skip
+    assert segs[0].speaker == "A" and segs[-1].speaker == "B"
+    assert [s.start for s in segs] == sorted(s.start for s in segs)
+    a_text = " ".join(s.text for s in segs if s.speaker == "A")
+    b_text = " ".join(s.text for s in segs if s.speaker == "B")
+    assert _wer(a_text, SAY_A) < 0.25 and _wer(b_text, SAY_B) < 0.25
+    assert all(s.channel == (0 if s.speaker == "A" else 1) for s in segs)
+
+
+def test_silence_gives_no_text(tmp_path):
+    path = tmp_path / "silence.wav"
+    noise = np.random.default_rng(0).normal(0, 1e-4, SR * 20).astype(np.float32)
+    sf.write(path, noise, SR)
+    assert list(sbasr.transcribe(path, model="tiny.en")) == []
+
+
+def test_oracle_segments_keyed_output_scores_against_references(call, tmp_path):
+    a_len, b_len = len(speak(SAY_A)) / SR, len(speak(SAY_B, "en-gb")) / SR
+    mono = tmp_path / "rec.wav"
+    data, _ = sf.read(call, dtype="float32")
+    sf.write(mono, data.sum(axis=1), SR)
+    b_start = 2 + a_len
+    (tmp_path / "rec.txt").write_text(
+        f"0.8 {1.2 + a_len:.2f} A {SAY_A}\n{b_start - 0.2:.2f} {b_start + b_len + 0.2:.2f} B x\n"
+    )
+    out = run_cli("transcribe", str(mono), "-m", "tiny.en", "--segments", "-f", "keyed")
+    assert out.returncode == 0, out.stderr
+    keyed = (tmp_path / "rec.keyed").read_text().splitlines()
+    assert [line.split()[0] for line in keyed] == [
+        f"rec-A-{80:06d}-{round((1.2 + a_len) * 100):06d}",
+        f"rec-B-{round((b_start - 0.2) * 100):06d}-{round((b_start + b_len + 0.2) * 100):06d}",
+    ]
+    assert (tmp_path / "rec.txt").read_text().startswith("0.8 ")  # the input is untouched
+    ref = tmp_path / "ref"
+    ref.write_text(f"{keyed[0].split()[0]} {SAY_A}\n{keyed[1].split()[0]} {SAY_B}\n")
+    report = sbasr.score(tmp_path / "rec.keyed", ref, language="en", strict=True)
+    assert report.pooled.rate < 0.25
+
+
+def test_manifest_with_nemo_fields_and_all_formats(call, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    rows = [{"audio_filepath": str(call), "offset": 0.5, "duration": 5.0, "id": "u1",
+             "channel": 0, "speaker": "agent"},
+            {"audio": str(call), "start": 5.0, "end": 11.0, "id": "u2", "channel": 1}]  # fmt: skip
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = run_cli(
+        "transcribe", str(manifest), "-m", "tiny.en", "-f", "all", "-o", str(tmp_path / "o")
+    )
+    assert out.returncode == 0, out.stderr
+    files = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert files == [f"call.{e}" for e in ("json", "keyed", "srt", "tsv", "txt", "vtt")]
+    doc = json.loads((tmp_path / "o" / "call.json").read_text())
+    assert [s["id"] for s in doc["segments"]] == ["u1", "u2"]
+    assert doc["segments"][0]["speaker"] == "agent" and doc["segments"][1]["channel"] == 1
+    for key in ("start", "end", "words", "avg_logprob", "no_speech_prob", "language"):
+        assert key in doc["segments"][0]
+    srt = (tmp_path / "o" / "call.srt").read_text()
+    assert srt.startswith("1\n00:00:00,500 --> ") and "agent: " in srt
+    assert (tmp_path / "o" / "call.vtt").read_text().startswith("WEBVTT\n\n00:00:00.500 --> ")
+
+
+def test_batch_goes_on_past_a_bad_file_and_resumes(call, tmp_path):
+    bad = tmp_path / "broken.wav"
+    bad.write_bytes(b"RIFF....not audio at all")
+    good = tmp_path / "good.wav"
+    shutil.copy(call, good)
+    out_dir = tmp_path / "out"
+    args = ["transcribe", str(bad), str(good), str(tmp_path / "missing.wav"), "-m", "tiny.en",
+            "-o", str(out_dir)]  # fmt: skip
+    first = run_cli(*args)
+    assert first.returncode == 1
+    assert "broken.wav: cannot decode audio" in first.stderr
+    assert "missing.wav: no such file" in first.stderr
+    assert (out_dir / "good.txt").exists() and not (out_dir / "broken.txt").exists()
+    assert "1 transcribed, 0 skipped, 2 failed" in first.stderr
+    stamp = (out_dir / "good.txt").stat().st_mtime_ns
+    again = run_cli("transcribe", str(good), "-m", "tiny.en", "-o", str(out_dir), "--skip-existing")
+    assert again.returncode == 0 and "0 transcribed, 1 skipped" in again.stderr
+    assert (out_dir / "good.txt").stat().st_mtime_ns == stamp
+
+
+def test_batched_decoding_matches_sequential_text(call):
+    opts = sbasr.TranscribeOptions(channels="split")
+    one = " ".join(s.text for s in sbasr.transcribe(call, model="tiny.en", options=opts))
+    opts.decode.batch_size = 4
+    many = " ".join(s.text for s in sbasr.transcribe(call, model="tiny.en", options=opts))
+    assert _wer(many, one) < 0.2
+
+
+def test_multilingual_base_detects_spanish(tmp_path):
+    path = tmp_path / "es.wav"
+    sf.write(path, speak("Buenos días, ¿en qué puedo ayudarle hoy?", "es"), SR)
+    segs = list(sbasr.transcribe(path, model="base"))
+    assert segs and segs[0].language == "es"
+
+
+def test_models_lists_embedded_models_as_json():
+    out = run_cli("models", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = {m["name"]: m for m in json.loads(out.stdout)}
+    assert {"base", "tiny.en"} <= set(rows)
+    for m in rows.values():
+        assert {"name", "path", "source", "size"} <= set(m)
+    assert Path(rows["base"]["path"], "model.bin").stat().st_size == rows["base"]["size"] - sum(
+        p.stat().st_size for p in Path(rows["base"]["path"]).iterdir() if p.name != "model.bin"
+    )
+
+
+def test_unknown_model_is_a_clear_error(tmp_path):
+    out = run_cli("transcribe", str(tmp_path), "-m", "no-such-model")
+    assert out.returncode == 2
+    assert "no audio files" in out.stderr or "unknown model" in out.stderr
+    (tmp_path / "a.wav").write_bytes(b"")
+    out = run_cli("transcribe", str(tmp_path / "a.wav"), "-m", "no-such-model")
+    assert out.returncode == 2 and "unknown model 'no-such-model'" in out.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("thank you. " * 7 + "bye", "thank you. " * 7 + "bye"),
+        ("so " + "thank you. " * 6, "so thank you."),
+        ("ありがとう" * 6, "ありがとう"),
+        ("a b a b a b a b", "a b a b a b a b"),
+    ],
+)
+def test_trailing_repetition_is_collapsed(text, expected):
+    assert collapse_repetitions(text) == expected.strip()
