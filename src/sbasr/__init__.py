@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "score": "sbasr.score",
-    "ScoreReport": "sbasr.score",
-    "ErrorCounts": "sbasr.score",
-    "UtteranceScore": "sbasr.score",
+    "score": "sbasr.scoring",
+    "ScoreReport": "sbasr.scoring",
+    "ErrorCounts": "sbasr.scoring",
+    "UtteranceScore": "sbasr.scoring",
     "Transcripts": "sbasr.transcripts",
     "read_transcripts": "sbasr.transcripts",
     "SbasrError": "sbasr.errors",
-    "transcribe": "sbasr.transcribe",
-    "Segment": "sbasr.transcribe",
-    "TranscribeOptions": "sbasr.transcribe",
+    "transcribe": "sbasr.pipeline",
+    "Segment": "sbasr.pipeline",
+    "TranscribeOptions": "sbasr.pipeline",
     "DecodeOptions": "sbasr.engines",
 }
 
@@ -43,8 +43,8 @@ __all__ = [
 if TYPE_CHECKING:
     from .engines import DecodeOptions
     from .errors import SbasrError
-    from .score import ErrorCounts, ScoreReport, UtteranceScore, score
-    from .transcribe import Segment, TranscribeOptions, transcribe
+    from .pipeline import Segment, TranscribeOptions, transcribe
+    from .scoring import ErrorCounts, ScoreReport, UtteranceScore, score
     from .transcripts import Transcripts, read_transcripts
 
 

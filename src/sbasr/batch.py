@@ -18,7 +18,7 @@ from .audio import load_audio
 from .engines import Engine
 from .errors import SbasrError
 from .inputs import MANIFEST_SUFFIXES, Recording
-from .transcribe import TranscribeOptions, transcribe_recording
+from .pipeline import TranscribeOptions, transcribe_recording
 from .writers import Writer
 
 

@@ -98,7 +98,7 @@ def score(
     ] = 0,
 ) -> None:
     """Score hypotheses against references: per-language and pooled CER/WER."""
-    from .score import score as run_score
+    from .scoring import score as run_score
 
     try:
         report = run_score(
@@ -211,7 +211,7 @@ def transcribe(
     from .batch import run_batch
     from .engines import DecodeOptions, load_engine
     from .inputs import expand_inputs
-    from .transcribe import TranscribeOptions
+    from .pipeline import TranscribeOptions
     from .writers import writers_for
 
     err = Console(stderr=True)

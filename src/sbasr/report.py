@@ -13,7 +13,7 @@ from rich.table import Table
 from . import languages
 from .align import align
 from .fileio import write_atomic
-from .score import ErrorCounts, ScoreReport, UtteranceScore
+from .scoring import ErrorCounts, ScoreReport, UtteranceScore
 
 _UNIT_NAMES = {"word": "words", "char": "chars", "mixed": "chars", "pooled": "tokens"}
 

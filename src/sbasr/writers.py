@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from .fileio import write_atomic
-from .transcribe import Segment
+from .pipeline import Segment
 
 
 class Writer:

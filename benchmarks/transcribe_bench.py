@@ -1,0 +1,177 @@
+"""Whisper engine benchmarks, as ratios measured in one run on the same model and settings.
+
+1. sbasr's Whisper engine vs plain faster-whisper (its own VAD) on the same multi-minute
+   recording: wall time ratio (goal <= 1.10: the wrapper must cost nothing).
+2. Batched vs sequential decoding of the same >= 3-minute conversation.
+3. Peak resident memory of `sbasr transcribe` with base, int8, on CPU (goal <= 1.5 GB).
+4. Word error rates on the real Asterisk telephone prompts, per language.
+
+Real speech comes from Debian's asterisk-core-sounds-{en,es,fr,ru}[-wav] packages, unpacked
+without installing (see resources in the README):
+
+    apt-get download asterisk-core-sounds-en-wav asterisk-core-sounds-en ...
+    for f in *.deb; do dpkg-deb -x $f root; done
+    python benchmarks/transcribe_bench.py --sounds root
+
+The comparison with transformers `generate` needs the model in transformers format, which
+arrives with the CTranslate2 -> transformers converter of the fine-tuning work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+SR = 16_000
+VOICES = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June",
+          "ru": "ru_RU_f_IvrvoiceRU"}  # fmt: skip
+
+
+def prompts(root: Path, lang: str) -> list[tuple[str, Path, str]]:
+    """(key, wav, transcript) of the usable prompts of one language."""
+    doc = root / f"usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz"
+    sounds = root / "usr/share/asterisk/sounds" / VOICES[lang]
+    out = []
+    with gzip.open(doc, "rt", encoding="utf-8", errors="replace") as f:
+        lines = f.readlines()
+    for line in lines:
+        key, sep, text = line.partition(":")
+        text = text.strip()
+        if not sep or line.startswith(";") or not text or re.search(r"[\[\]<>{}�]", text):
+            continue
+        wav = sounds / f"{key.strip()}.wav"
+        if wav.is_file():
+            out.append((key.strip(), wav, text))
+    return out
+
+
+def conversation(items: list[tuple[str, Path, str]], seconds: float, path: Path) -> float:
+    """Prompts one after another with 0.3-1.5 s pauses, like turns in a call."""
+    rng = random.Random(0)
+    import av  # noqa: F401 - PyAV decodes through sbasr
+
+    from sbasr.audio import load_audio
+
+    parts, total = [], 0.0
+    for _, wav, _ in items:
+        audio = load_audio(wav).channels[0]
+        gap = np.zeros(int(SR * rng.uniform(0.3, 1.5)), dtype=np.float32)
+        parts += [audio, gap]
+        total += (len(audio) + len(gap)) / SR
+        if total >= seconds:
+            break
+    sf.write(path, np.concatenate(parts), SR)
+    return total
+
+
+def best(repeat: int, func) -> float:
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        func()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sounds", type=Path, default=Path("/"),
+                        help="the root the asterisk .deb files were unpacked into")  # fmt: skip
+    parser.add_argument("--model", default="base")
+    parser.add_argument("--seconds", type=float, default=200.0)
+    parser.add_argument("--per-language", type=int, default=40)
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    from faster_whisper import WhisperModel
+
+    import sbasr
+    from sbasr.engines.whisper import WhisperEngine
+    from sbasr.models import resolve_model
+
+    items = prompts(args.sounds, "en")
+    if not items:
+        sys.exit(f"no asterisk prompts under {args.sounds}; see this script's docstring")
+    work = Path(tempfile.mkdtemp(prefix="sbasr-bench-"))
+    call = work / "call.wav"
+    duration = conversation(items, args.seconds, call)
+    compute = "int8" if args.device == "cpu" else "float16"
+    print(f"recording: {duration:.0f} s of real telephone speech; model {args.model}, "
+          f"{compute}, {args.device}, beam 5")  # fmt: skip
+
+    # 1. wrapper overhead: the same model object under both, loading excluded
+    engine = WhisperEngine(args.model, device=args.device, compute_type=compute)
+    plain: WhisperModel = engine.model
+    opts = sbasr.TranscribeOptions()
+    opts.decode.language = "en"
+
+    def run_plain() -> None:
+        segments, _ = plain.transcribe(str(call), language="en", beam_size=5, vad_filter=True)
+        list(segments)
+
+    def run_sbasr() -> None:
+        list(sbasr.transcribe(call, engine=engine, options=opts))
+
+    t_plain, t_sbasr = best(args.repeat, run_plain), best(args.repeat, run_sbasr)
+    print(f"faster-whisper (own VAD)   {t_plain:7.1f} s   RTF {t_plain / duration:.3f}")
+    print(f"sbasr Whisper engine       {t_sbasr:7.1f} s   RTF {t_sbasr / duration:.3f}   "
+          f"ratio {t_sbasr / t_plain:.2f} (goal <= 1.10)")  # fmt: skip
+
+    # 2. batched vs sequential on the same conversation
+    opts.decode.batch_size = args.batch_size
+    t_batched = best(args.repeat, run_sbasr)
+    print(f"batched (batch {args.batch_size})         {t_batched:7.1f} s   "
+          f"{t_sbasr / t_batched:.2f}x faster than sequential")  # fmt: skip
+    opts.decode.batch_size = 1
+
+    # 3. peak memory of the CLI as a user runs it
+    cmd = [sys.executable, "-c", "import resource, sys; from sbasr.cli import main; "
+           "sys.argv = ['sbasr'] + sys.argv[1:]\ntry:\n    main()\nexcept SystemExit:\n    pass\n"
+           "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)",
+           "transcribe", str(call), "-m", args.model, "--compute-type", compute,
+           "--device", args.device, "-l", "en", "-o", str(work / "out")]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    peak_mb = int(out.stderr.strip().splitlines()[-1]) / 1024
+    print(f"peak resident memory of sbasr transcribe: {peak_mb:,.0f} MB (goal <= 1,536 MB)")
+
+    # 4. error rates per language on held prompts (every prompt its own utterance)
+    print(f"word error rates, {args.per_language} prompts per language, mlcslm normalisation:")
+    engine_ml = engine if plain.model.is_multilingual else None
+    for lang in VOICES:
+        rows = prompts(args.sounds, lang)
+        if not rows or (lang != "en" and engine_ml is None):
+            print(f"  {lang}: skipped")
+            continue
+        rows = random.Random(1).sample(rows, min(args.per_language, len(rows)))
+        manifest = work / f"{lang}.jsonl"
+        manifest.write_text(
+            "".join(json.dumps({"id": k, "audio": str(w), "language": lang}) + "\n"
+                    for k, w, _ in rows)
+        )  # fmt: skip
+        o = sbasr.TranscribeOptions()
+        o.decode.language = lang
+        hyp = {}
+        for seg in sbasr.transcribe(manifest, engine=engine, options=o):
+            hyp[seg.recording] = f"{hyp.get(seg.recording, '')} {seg.text}".strip()
+        report = sbasr.score(hyp, {k: t for k, _, t in rows}, language=lang)
+        print(f"  {lang}: WER {100 * report.pooled.rate:5.1f}%  ({report.pooled.utterances} "
+              f"prompts, {report.pooled.ref_tokens} words)")  # fmt: skip
+    print(f"model path: {resolve_model(args.model)}; cpu threads: {os.cpu_count()}")
+
+
+if __name__ == "__main__":
+    main()
