@@ -57,15 +57,19 @@ def prompts(root: Path, lang: str) -> list[tuple[str, Path, str]]:
     return out
 
 
-def conversation(items: list[tuple[str, Path, str]], seconds: float, path: Path) -> float:
-    """Prompts one after another with 0.3-1.5 s pauses, like turns in a call."""
+def conversation(
+    items: list[tuple[str, Path, str]], seconds: float, path: Path
+) -> tuple[float, str]:
+    """Prompts one after another with 0.3-1.5 s pauses, like turns in a call; returns the
+    duration and the reference transcript."""
     rng = random.Random(0)
     import av  # noqa: F401 - PyAV decodes through sbasr
 
     from sbasr.audio import load_audio
 
-    parts, total = [], 0.0
-    for _, wav, _ in items:
+    parts, total, texts = [], 0.0, []
+    for _, wav, text in items:
+        texts.append(text)
         audio = load_audio(wav).channels[0]
         gap = np.zeros(int(SR * rng.uniform(0.3, 1.5)), dtype=np.float32)
         parts += [audio, gap]
@@ -73,7 +77,7 @@ def conversation(items: list[tuple[str, Path, str]], seconds: float, path: Path)
         if total >= seconds:
             break
     sf.write(path, np.concatenate(parts), SR)
-    return total
+    return total, " ".join(texts)
 
 
 def best(repeat: int, func) -> float:
@@ -83,6 +87,37 @@ def best(repeat: int, func) -> float:
         func()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def transformers_time(engine, call: Path, model: str, work: Path):
+    """(transformers seconds, sbasr seconds, spans) for decoding the same VAD spans one by
+    one with beam 5: the model converted to transformers format by sbasr's converter."""
+    import torch
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
+
+    from sbasr.audio import load_audio
+    from sbasr.convert import ct2_to_transformers
+    from sbasr.engines import DecodeOptions
+    from sbasr.models import resolve_model
+    from sbasr.segments import vad_spans
+
+    hf_dir = ct2_to_transformers(resolve_model(model), work / "hf")
+    proc = WhisperProcessor.from_pretrained(hf_dir)
+    hf = WhisperForConditionalGeneration.from_pretrained(hf_dir).eval()
+    audio = load_audio(call).channels[0]
+    spans = vad_spans(audio)
+    cuts = [audio[int(s.start * SR) : int(s.end * SR)] for s in spans]
+
+    def run_hf() -> None:
+        with torch.inference_mode():
+            for cut in cuts:
+                feats = proc.feature_extractor(cut, sampling_rate=SR, return_tensors="pt")
+                hf.generate(feats.input_features, language="en", task="transcribe", num_beams=5)
+
+    def run_ours() -> None:
+        list(engine.decode(audio, spans, DecodeOptions(language="en", beam_size=5)))
+
+    return best(1, run_hf), best(1, run_ours), len(spans)
 
 
 def main() -> None:
@@ -108,7 +143,7 @@ def main() -> None:
         sys.exit(f"no asterisk prompts under {args.sounds}; see this script's docstring")
     work = Path(tempfile.mkdtemp(prefix="sbasr-bench-"))
     call = work / "call.wav"
-    duration = conversation(items, args.seconds, call)
+    duration, reference = conversation(items, args.seconds, call)
     compute = "int8" if args.device == "cpu" else "float16"
     print(f"recording: {duration:.0f} s of real telephone speech; model {args.model}, "
           f"{compute}, {args.device}, beam 5")  # fmt: skip
@@ -119,17 +154,25 @@ def main() -> None:
     opts = sbasr.TranscribeOptions()
     opts.decode.language = "en"
 
+    texts: dict[str, str] = {}
+
     def run_plain() -> None:
         segments, _ = plain.transcribe(str(call), language="en", beam_size=5, vad_filter=True)
-        list(segments)
+        texts["plain"] = " ".join(s.text for s in segments)
 
     def run_sbasr() -> None:
-        list(sbasr.transcribe(call, engine=engine, options=opts))
+        texts["sbasr"] = " ".join(s.text for s in sbasr.transcribe(call, engine=engine,
+                                                                     options=opts))  # fmt: skip
+
+    def wer(name: str) -> str:
+        rate = sbasr.score({"c": texts[name]}, {"c": reference}, language="en").pooled.rate
+        return f"WER {100 * rate:.1f}%"
 
     t_plain, t_sbasr = best(args.repeat, run_plain), best(args.repeat, run_sbasr)
-    print(f"faster-whisper (own VAD)   {t_plain:7.1f} s   RTF {t_plain / duration:.3f}")
+    print(f"faster-whisper (own VAD)   {t_plain:7.1f} s   RTF {t_plain / duration:.3f}   "
+          f"{wer('plain')}")  # fmt: skip
     print(f"sbasr Whisper engine       {t_sbasr:7.1f} s   RTF {t_sbasr / duration:.3f}   "
-          f"ratio {t_sbasr / t_plain:.2f} (goal <= 1.10)")  # fmt: skip
+          f"{wer('sbasr')}   ratio {t_sbasr / t_plain:.2f} (goal <= 1.10)")  # fmt: skip
 
     # 2. batched vs sequential on the same conversation
     opts.decode.batch_size = args.batch_size
@@ -137,6 +180,14 @@ def main() -> None:
     print(f"batched (batch {args.batch_size})         {t_batched:7.1f} s   "
           f"{t_sbasr / t_batched:.2f}x faster than sequential")  # fmt: skip
     opts.decode.batch_size = 1
+
+    # 2b. transformers generate on the same spans, model and beam
+    t_hf = transformers_time(engine, call, args.model, work)
+    if t_hf is not None:
+        spans_time = t_hf[1]
+        print(f"transformers generate      {t_hf[0]:7.1f} s   on the same {t_hf[2]} VAD spans, "
+              f"beam 5, float32; sbasr decodes them in {spans_time:.1f} s: "
+              f"{t_hf[0] / spans_time:.1f}x faster (goal >= 2.5x)")  # fmt: skip
 
     # 3. peak memory of the CLI as a user runs it
     cmd = [sys.executable, "-c", "import resource, sys; from sbasr.cli import main; "
