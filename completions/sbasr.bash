@@ -44,7 +44,7 @@ _sbasr() {
                 --batch-size) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--engine --model -m --language -l --language-per-segment --no-language-per-segment --channels --segments --format -f --output-dir -o --no-skip-existing --skip-existing --beam-size --temperature --temperature-increment --initial-prompt --hotwords --no-word-timestamps --word-timestamps --device --compute-type --threads --batch-size --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--engine --model -m --language -l --language-per-segment --no-language-per-segment --channels --segments --format -f --output-dir -o --no-skip-existing --skip-existing --beam-size --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --device --compute-type --threads --batch-size --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;

@@ -32,6 +32,7 @@ complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l temperature -x 
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l temperature-increment -x -d 'Fallback step on failed decodes; 0 = no fallback'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l initial-prompt -x -d 'Text to prime the decoder'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l hotwords -x -d 'Words to favour'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l condition-on-previous-text -l no-condition-on-previous-text -d 'Prompt each window with the text before it'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l no-word-timestamps -l word-timestamps -d 'Time every word'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l device -x -a 'auto cpu cuda' -d 'Where to run'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l compute-type -x -d 'CTranslate2 compute type: auto, int8, float16, float32 '

@@ -191,3 +191,23 @@ def test_unknown_model_is_a_clear_error(tmp_path):
 )
 def test_trailing_repetition_is_collapsed(text, expected):
     assert collapse_repetitions(text) == expected.strip()
+
+
+def test_language_per_segment_follows_code_switching(tmp_path):
+    es = speak("Buenos días, ¿en qué puedo ayudarle hoy?", "es")
+    en = speak(SAY_B, "en-gb")
+    gap = np.zeros(2 * SR, dtype=np.float32)
+    path = tmp_path / "mixed.wav"
+    sf.write(path, np.concatenate([gap, es, gap, en, gap]), SR)
+    opts = sbasr.TranscribeOptions(language_per_segment=True)
+    segs = list(sbasr.transcribe(path, model="base", options=opts))
+    assert segs[0].language == "es" and segs[-1].language == "en"
+    assert _wer(" ".join(s.text for s in segs if s.language == "en"), SAY_B) < 0.25
+
+
+def test_manifest_language_names_are_codes_for_the_engine(call, tmp_path):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "u", "audio": str(call), "start": 0.5, "end": 5.0,
+                                    "language": "English"}) + "\n")  # fmt: skip
+    segs = list(sbasr.transcribe(manifest, model="base"))
+    assert [s.id for s in segs] == ["u"] and segs[0].language == "en"

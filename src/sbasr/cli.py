@@ -195,6 +195,9 @@ def transcribe(
     ] = 0.2,
     initial_prompt: Annotated[str | None, typer.Option(help="Text to prime the decoder.")] = None,
     hotwords: Annotated[str | None, typer.Option(help="Words to favour.")] = None,
+    condition_on_previous_text: Annotated[
+        bool, typer.Option(help="Prompt each window with the text before it.")
+    ] = True,
     word_timestamps: Annotated[bool, typer.Option(help="Time every word.")] = False,
     device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
     compute_type: Annotated[
@@ -232,6 +235,7 @@ def transcribe(
             temperature=tuple(temperatures),
             initial_prompt=initial_prompt,
             hotwords=hotwords,
+            condition_on_previous_text=condition_on_previous_text,
             word_timestamps=word_timestamps,
             batch_size=batch_size,
         ),

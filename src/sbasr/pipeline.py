@@ -16,6 +16,7 @@ import numpy as np
 from .audio import SAMPLE_RATE, Audio, load_audio
 from .engines import Decoded, DecodeOptions, Engine, Word, load_engine
 from .inputs import Recording, expand_inputs
+from .languages import to_code
 from .segments import Span, split_long, vad_spans
 
 
@@ -103,35 +104,36 @@ def _channel_segments(
     rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
 ) -> Iterator[Segment]:
     decode = options.decode
-    language = decode.language or rec.language
-    groups: list[tuple[str | None, list[int]]]
-    if options.language_per_segment and not decode.language:
-        by_lang: dict[str | None, list[int]] = {}
-        for i, span in enumerate(spans):
-            lang = span.language or engine.detect_language(_cut(audio, span))[0]
-            by_lang.setdefault(lang, []).append(i)
-        groups = list(by_lang.items())
-    else:
-        if language is None:
-            language = engine.detect_language(_cut(audio, _longest(spans)))[0]
-        groups = [(language, list(range(len(spans))))]
+    fixed = _code(decode.language or rec.language)  # the user's, or the manifest row's
+    detected: str | None = None
+    by_lang: dict[str | None, list[int]] = {}
+    for i, span in enumerate(spans):
+        if fixed:
+            lang = fixed
+        elif span.language:  # an oracle segment's own language
+            lang = _code(span.language)
+        elif options.language_per_segment:
+            lang = engine.detect_language(_cut(audio, span))[0]
+        else:  # one language for the recording, detected once on its longest span
+            if detected is None:
+                detected = engine.detect_language(_cut(audio, _longest(spans)))[0]
+            lang = detected
+        by_lang.setdefault(lang, []).append(i)
+    groups = list(by_lang.items())
 
     streams = []
     for lang, indices in groups:
         chosen = [spans[i] for i in indices]
         opts = replace(decode, language=lang)
-        streams.append(_attributed(rec, chosen, indices, engine.decode(audio, chosen, opts), lang))
+        streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
     merged = heapq.merge(*streams, key=lambda s: s[1].start)
     yield from _join_oracle(rec, spans, merged)
 
 
 def _attributed(
-    rec: Recording,
-    chosen: list[Span],
-    indices: list[int],
-    decoded: Iterator[Decoded],
-    language: str | None,
+    indices: list[int], decoded: Iterator[Decoded], language: str | None
 ) -> Iterator[tuple[int, Decoded]]:
+    """Engine output keyed by the index of its span in the channel's list."""
     for d in decoded:
         d.language = d.language or language
         yield indices[d.span], d
@@ -174,6 +176,11 @@ def _join_oracle(
 def _segment_id(recording: str, span: Span, start: float, end: float) -> str:
     who = span.speaker or "A"
     return f"{recording}-{who}-{round(start * 100):06d}-{round(end * 100):06d}"
+
+
+def _code(language: str | None) -> str | None:
+    """Manifests say "English" or "en"; engines want the code."""
+    return (to_code(language) or language) if language else None
 
 
 def _cut(audio: np.ndarray, span: Span) -> np.ndarray:

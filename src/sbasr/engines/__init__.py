@@ -26,6 +26,7 @@ class DecodeOptions:
     word_timestamps: bool = False
     batch_size: int = 1
     max_new_tokens: int | None = None
+    condition_on_previous_text: bool = True  # prompt each window with the text before it
 
 
 @dataclass

