@@ -211,3 +211,14 @@ def test_manifest_language_names_are_codes_for_the_engine(call, tmp_path):
                                     "language": "English"}) + "\n")  # fmt: skip
     segs = list(sbasr.transcribe(manifest, model="base"))
     assert [s.id for s in segs] == ["u"] and segs[0].language == "en"
+
+
+def test_segment_on_a_missing_channel_is_an_error_not_a_silent_loss(tmp_path):
+    mono = tmp_path / "mono.wav"
+    sf.write(mono, speak(SAY_A), SR)
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text(json.dumps({"id": "u", "audio": str(mono), "start": 0.0, "end": 2.0,
+                                    "channel": 1}) + "\n")  # fmt: skip
+    out = run_cli("transcribe", str(manifest), "-m", "tiny.en", "-o", str(tmp_path / "o"))
+    assert out.returncode == 1
+    assert "segment u is on channel 1, but the audio has 1" in out.stderr

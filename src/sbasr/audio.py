@@ -45,18 +45,35 @@ def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Au
         stream = streams[0]
         layout = stream.layout.name if split_channels else "mono"
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=SAMPLE_RATE)
-        parts: list[np.ndarray] = []
+        # Fill one array sized from the container's duration rather than concatenating
+        # frames at the end, which would hold an hour of audio twice.
+        n_channels = len(stream.layout.channels) if split_channels else 1
+        expected = int((container.duration or 0) / 1_000_000 * SAMPLE_RATE) + SAMPLE_RATE
+        data = np.empty((n_channels, max(expected, SAMPLE_RATE)), dtype=np.float32)
+        filled = 0
         try:
             for frame in container.decode(stream):
                 frame.pts = None  # let the resampler count; broken timestamps are common
-                parts.extend(f.to_ndarray() for f in resampler.resample(frame))
-            parts.extend(f.to_ndarray() for f in resampler.resample(None))
+                for out in resampler.resample(frame):
+                    data, filled = _append(data, filled, out.to_ndarray())
+            for out in resampler.resample(None):
+                data, filled = _append(data, filled, out.to_ndarray())
         except Exception as e:
             raise SbasrError(f"{path}: cannot decode audio: {_reason(e)}") from None
-    if not parts:
+    if filled == 0:
         raise SbasrError(f"{path}: the audio stream is empty")
-    data = np.concatenate(parts, axis=1).astype(np.float32, copy=False)
+    data = data[:, :filled]
     return Audio(str(path), [np.ascontiguousarray(ch) for ch in data])
+
+
+def _append(data: np.ndarray, filled: int, chunk: np.ndarray) -> tuple[np.ndarray, int]:
+    n = chunk.shape[1]
+    if filled + n > data.shape[1]:  # the duration was unknown or wrong: grow by half
+        grown = np.empty((data.shape[0], max(filled + n, data.shape[1] * 3 // 2)), np.float32)
+        grown[:, :filled] = data[:, :filled]
+        data = grown
+    data[:, filled : filled + n] = chunk
+    return data, filled + n
 
 
 def _reason(error: Exception) -> str:

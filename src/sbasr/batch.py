@@ -18,7 +18,7 @@ from .audio import load_audio
 from .engines import Engine
 from .errors import SbasrError
 from .inputs import MANIFEST_SUFFIXES, Recording
-from .pipeline import TranscribeOptions, transcribe_recording
+from .pipeline import TranscribeOptions, needs_split, transcribe_recording
 from .writers import Writer
 
 
@@ -82,7 +82,7 @@ def run_batch(
                 continue
             progress.update(files, description=f"{rec.id[:40]}")
             try:
-                audio = load_audio(rec.path, split_channels=_needs_split(rec, options))
+                audio = load_audio(rec.path, split_channels=needs_split(rec, options))
                 segments = []
                 for seg in transcribe_recording(rec, engine, options, audio):
                     segments.append(seg)
@@ -104,7 +104,3 @@ def run_batch(
             progress.advance(files)
     result.wall_seconds = time.perf_counter() - start
     return result
-
-
-def _needs_split(rec: Recording, options: TranscribeOptions) -> bool:
-    return options.channels == "split" or any(s.channel > 0 for s in rec.spans or [])

@@ -15,6 +15,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, Audio, load_audio
 from .engines import Decoded, DecodeOptions, Engine, Word, load_engine
+from .errors import SbasrError
 from .inputs import Recording, expand_inputs
 from .languages import to_code
 from .segments import Span, split_long, vad_spans
@@ -67,8 +68,6 @@ def transcribe(
         inputs = [inputs]
     recordings, problems = expand_inputs(list(inputs), oracle_segments)
     if problems:
-        from .errors import SbasrError
-
         raise SbasrError(problems[0][1])
     if isinstance(engine, str):
         engine = load_engine(engine, model, **engine_settings)
@@ -80,10 +79,14 @@ def transcribe_recording(
     rec: Recording, engine: Engine, options: TranscribeOptions, audio: Audio | None = None
 ) -> Iterator[Segment]:
     """One recording's segments, channels merged in time order."""
-    channels_used = {s.channel for s in rec.spans} if rec.spans else set()
-    split = options.channels == "split" or any(c > 0 for c in channels_used)
     if audio is None:
-        audio = load_audio(rec.path, split_channels=split)
+        audio = load_audio(rec.path, split_channels=needs_split(rec, options))
+    for span in rec.spans or []:
+        if span.channel >= len(audio.channels):
+            raise SbasrError(
+                f"{rec.path}: segment {span.id or span.start} is on channel {span.channel}, "
+                f"but the audio has {len(audio.channels)}"
+            )
     streams = []
     for index, samples in enumerate(audio.channels):
         if rec.spans is not None:
@@ -94,6 +97,11 @@ def transcribe_recording(
         if spans:
             streams.append(_channel_segments(rec, engine, samples, spans, options))
     yield from heapq.merge(*streams, key=lambda s: (s.start, s.channel))
+
+
+def needs_split(rec: Recording, options: TranscribeOptions) -> bool:
+    """Whether to keep channels apart: asked for, or oracle segments name a channel."""
+    return options.channels == "split" or any(s.channel > 0 for s in rec.spans or [])
 
 
 def _speaker_label(channel: int) -> str:

@@ -13,6 +13,7 @@ from .audio import SAMPLE_RATE
 from .errors import SbasrError
 
 MAX_SPAN = 30.0  # seconds: Whisper's window, and the Speech-LLM's batching unit
+_VAD_CHUNK = 600  # seconds of audio given to the VAD at once
 
 
 @dataclass(frozen=True)
@@ -42,14 +43,17 @@ def vad_spans(
     options = VadOptions(
         min_silence_duration_ms=500, speech_pad_ms=200, max_speech_duration_s=MAX_SPAN
     )
-    regions = get_speech_timestamps(audio, options)
     spans: list[Span] = []
-    for region in regions:
-        start, end = region["start"] / SAMPLE_RATE, region["end"] / SAMPLE_RATE
-        if spans and start - spans[-1].end <= max_gap and end - spans[-1].start <= MAX_SPAN:
-            spans[-1] = replace(spans[-1], end=end)
-        else:
-            spans.append(Span(start, end, channel, speaker))
+    # Ten minutes at a time: Silero over a whole hour at once needs gigabytes.
+    step = _VAD_CHUNK * SAMPLE_RATE
+    for offset in range(0, len(audio), step):
+        for region in get_speech_timestamps(audio[offset : offset + step], options):
+            start = (offset + region["start"]) / SAMPLE_RATE
+            end = (offset + region["end"]) / SAMPLE_RATE
+            if spans and start - spans[-1].end <= max_gap and end - spans[-1].start <= MAX_SPAN:
+                spans[-1] = replace(spans[-1], end=end)
+            else:
+                spans.append(Span(start, end, channel, speaker))
     return spans
 
 

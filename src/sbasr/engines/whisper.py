@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +57,6 @@ class WhisperEngine:
             language=language,
             beam_size=options.beam_size,
             temperature=list(options.temperature),
-            initial_prompt=options.initial_prompt,
             hotwords=options.hotwords,
             word_timestamps=options.word_timestamps,
             vad_filter=False,  # spans are already speech
@@ -65,38 +64,69 @@ class WhisperEngine:
         )
         if options.max_new_tokens:
             common["max_new_tokens"] = options.max_new_tokens
+        starts = np.array([s.start for s in spans])
         if options.batch_size > 1:
             from faster_whisper import BatchedInferencePipeline
 
             pipeline = BatchedInferencePipeline(self.model)
             clips = [{"start": s.start, "end": s.end} for s in spans]
             segments, info = pipeline.transcribe(
-                audio, clip_timestamps=clips, batch_size=options.batch_size, **common
+                audio, initial_prompt=options.initial_prompt, clip_timestamps=clips,
+                batch_size=options.batch_size, **common,
+            )  # fmt: skip
+            yield from _decoded(segments, 0.0, starts, info.language, len(audio))
+            return
+        # faster-whisper computes features for all the audio it is given at once (GBs for
+        # an hour), so long recordings go in windows of a few minutes, each prompted with
+        # the text before it.
+        prompt = options.initial_prompt
+        for group in _windows(spans):
+            first = int(group[0].start * SAMPLE_RATE)
+            offset = first / SAMPLE_RATE
+            piece = audio[first : int(group[-1].end * SAMPLE_RATE) + 1]
+            clips = [t - offset for s in group for t in (s.start, s.end)]
+            segments, info = self.model.transcribe(
+                piece, clip_timestamps=clips, initial_prompt=prompt, **common
             )
-        else:
-            clips_flat = [t for s in spans for t in (s.start, s.end)]
-            segments, info = self.model.transcribe(audio, clip_timestamps=clips_flat, **common)
-        starts = np.array([s.start for s in spans])
-        for seg in segments:
-            text = collapse_repetitions(seg.text)
-            if not text:
-                continue
-            middle = (seg.start + seg.end) / 2
-            index = max(0, int(np.searchsorted(starts, middle, side="right")) - 1)
-            words = [
-                Word(round(w.start, 3), round(w.end, 3), w.word, round(w.probability, 4))
-                for w in seg.words or []
-            ]
-            yield Decoded(
-                index,
-                seg.start,
-                min(seg.end, len(audio) / SAMPLE_RATE),
-                text,
-                words,
-                seg.avg_logprob,
-                seg.no_speech_prob,
-                info.language,
-            )
+            last = None
+            for d in _decoded(segments, offset, starts, info.language, len(audio)):
+                last = d.text
+                yield d
+            if options.condition_on_previous_text and last:
+                prompt = last
+
+
+_WINDOW = 300.0  # seconds of audio per faster-whisper call in sequential decoding
+
+
+def _windows(spans: list[Span]) -> Iterator[list[Span]]:
+    group: list[Span] = []
+    for span in spans:
+        if group and span.end - group[0].start > _WINDOW:
+            yield group
+            group = []
+        group.append(span)
+    if group:
+        yield group
+
+
+def _decoded(
+    segments: Iterable, offset: float, starts: np.ndarray, language: str, n_samples: int
+) -> Iterator[Decoded]:
+    """faster-whisper segments as `Decoded`, in recording time, attributed to their span."""
+    for seg in segments:
+        text = collapse_repetitions(seg.text)
+        if not text:
+            continue
+        start, end = seg.start + offset, min(seg.end + offset, n_samples / SAMPLE_RATE)
+        index = max(0, int(np.searchsorted(starts, (start + end) / 2, side="right")) - 1)
+        words = [
+            Word(round(w.start + offset, 3), round(w.end + offset, 3), w.word,
+                 round(w.probability, 4))
+            for w in seg.words or []
+        ]  # fmt: skip
+        yield Decoded(index, start, end, text, words, seg.avg_logprob, seg.no_speech_prob,
+                      language)  # fmt: skip
 
 
 def _first_line(error: Exception) -> str:
