@@ -120,7 +120,10 @@ def transformers_time(engine, call: Path, model: str, work: Path):
                              temperature=(0.0,))  # fmt: skip
         list(engine.decode(audio, spans, same))
 
-    return best(1, run_hf), best(1, run_ours), len(spans)
+    # ours first: torch's idle OpenMP threads spin for a while after a run and would slow
+    # anything measured right after it
+    t_ours = best(1, run_ours)
+    return best(1, run_hf), t_ours, len(spans)
 
 
 def main() -> None:
@@ -133,7 +136,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--parts", default="overhead,batched,transformers,memory,wer",
+                        help="which measurements to run, comma-separated")  # fmt: skip
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
 
     from faster_whisper import WhisperModel
 
@@ -171,74 +177,80 @@ def main() -> None:
         rate = sbasr.score({"c": texts[name]}, {"c": reference}, language="en").pooled.rate
         return f"WER {100 * rate:.1f}%"
 
-    t_plain, t_sbasr = best(args.repeat, run_plain), best(args.repeat, run_sbasr)
-    print(f"faster-whisper (own VAD)   {t_plain:7.1f} s   RTF {t_plain / duration:.3f}   "
-          f"{wer('plain')}")  # fmt: skip
-    print(f"sbasr Whisper engine       {t_sbasr:7.1f} s   RTF {t_sbasr / duration:.3f}   "
-          f"{wer('sbasr')}   ratio {t_sbasr / t_plain:.2f} (goal <= 1.10)")  # fmt: skip
+    if parts & {"overhead", "batched"}:
+        t_plain, t_sbasr = best(args.repeat, run_plain), best(args.repeat, run_sbasr)
+        print(f"faster-whisper (own VAD)   {t_plain:7.1f} s   RTF {t_plain / duration:.3f}   "
+              f"{wer('plain')}")  # fmt: skip
+        print(f"sbasr Whisper engine       {t_sbasr:7.1f} s   RTF {t_sbasr / duration:.3f}   "
+              f"{wer('sbasr')}   ratio {t_sbasr / t_plain:.2f} (goal <= 1.10)")  # fmt: skip
 
     # 2. batched vs sequential on the same conversation
-    opts.decode.batch_size = args.batch_size
-    t_batched = best(args.repeat, run_sbasr)
-    print(f"batched (batch {args.batch_size})         {t_batched:7.1f} s   "
-          f"{t_sbasr / t_batched:.2f}x faster than sequential")  # fmt: skip
-    opts.decode.batch_size = 1
+    if "batched" in parts:
+        opts.decode.batch_size = args.batch_size
+        t_batched = best(args.repeat, run_sbasr)
+        print(f"batched (batch {args.batch_size})         {t_batched:7.1f} s   "
+              f"{t_sbasr / t_batched:.2f}x faster than sequential")  # fmt: skip
+        opts.decode.batch_size = 1
 
     # 2b. transformers generate on the same spans, model and beam
-    t_hf = transformers_time(engine, call, args.model, work)
-    if t_hf is not None:
+    if "transformers" in parts:
+        t_hf = transformers_time(engine, call, args.model, work)
         spans_time = t_hf[1]
         print(f"transformers generate      {t_hf[0]:7.1f} s   on the same {t_hf[2]} VAD spans, "
               f"beam 5, float32; sbasr (int8, same settings) decodes them in {spans_time:.1f} s: "
               f"{t_hf[0] / spans_time:.1f}x faster (goal >= 2.5x)")  # fmt: skip
 
     # 3. peak memory of the CLI as a user runs it
-    # VmHWM, not ru_maxrss: the latter keeps this (large) parent's peak across fork and exec.
-    probe = (
-        "import sys\nfrom sbasr.cli import main\nsys.argv = ['sbasr'] + sys.argv[1:]\n"
-        "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
-        "print(hwm.split()[1], file=sys.stderr)\n"
-    )
+    if "memory" in parts:
+        # VmHWM, not ru_maxrss: the latter keeps this (large) parent's peak across fork and exec.
+        probe = (
+            "import sys\nfrom sbasr.cli import main\nsys.argv = ['sbasr'] + sys.argv[1:]\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]\n"
+            "print(hwm.split()[1], file=sys.stderr)\n"
+        )
 
-    def peak_mb(path: Path) -> float:
-        cmd = [sys.executable, "-c", probe, "transcribe", str(path), "-m", args.model,
-               "--compute-type", compute, "--device", args.device, "-l", "en",
-               "-o", str(work / "out")]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        return int(out.stderr.strip().splitlines()[-1]) / 1024
+        def peak_mb(path: Path) -> float:
+            cmd = [sys.executable, "-c", probe, "transcribe", str(path), "-m", args.model,
+                   "--compute-type", compute, "--device", args.device, "-l", "en",
+                   "-o", str(work / "out")]  # fmt: skip
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            return int(out.stderr.strip().splitlines()[-1]) / 1024
 
-    print(f"peak resident memory of sbasr transcribe: {peak_mb(call):,.0f} MB (goal <= 1,536 MB)")
-    # An hour: the conversation, near-silent line noise, the conversation again.
-    speech, _ = sf.read(call, dtype="float32")
-    quiet = np.random.default_rng(0).normal(0, 1e-3, int(SR * (3600 - 2 * duration)))
-    hour = work / "hour.wav"
-    sf.write(hour, np.concatenate([speech, quiet.astype(np.float32), speech]), SR)
-    print(f"  on a one-hour recording: {peak_mb(hour):,.0f} MB")
-    hour.unlink()
+        print(
+            f"peak resident memory of sbasr transcribe: {peak_mb(call):,.0f} MB (goal <= 1,536 MB)"
+        )
+        # An hour: the conversation, near-silent line noise, the conversation again.
+        speech, _ = sf.read(call, dtype="float32")
+        quiet = np.random.default_rng(0).normal(0, 1e-3, int(SR * (3600 - 2 * duration)))
+        hour = work / "hour.wav"
+        sf.write(hour, np.concatenate([speech, quiet.astype(np.float32), speech]), SR)
+        print(f"  on a one-hour recording: {peak_mb(hour):,.0f} MB")
+        hour.unlink()
 
     # 4. error rates per language on held prompts (every prompt its own utterance)
-    print(f"word error rates, {args.per_language} prompts per language, mlcslm normalisation:")
-    engine_ml = engine if plain.model.is_multilingual else None
-    for lang in VOICES:
-        rows = prompts(args.sounds, lang)
-        if not rows or (lang != "en" and engine_ml is None):
-            print(f"  {lang}: skipped")
-            continue
-        rows = random.Random(1).sample(rows, min(args.per_language, len(rows)))
-        manifest = work / f"{lang}.jsonl"
-        manifest.write_text(
-            "".join(json.dumps({"id": k, "audio": str(w), "language": lang}) + "\n"
-                    for k, w, _ in rows)
-        )  # fmt: skip
-        o = sbasr.TranscribeOptions()
-        o.decode.language = lang
-        hyp = {}
-        for seg in sbasr.transcribe(manifest, engine=engine, options=o):
-            hyp[seg.recording] = f"{hyp.get(seg.recording, '')} {seg.text}".strip()
-        report = sbasr.score(hyp, {k: t for k, _, t in rows}, language=lang)
-        print(f"  {lang}: WER {100 * report.pooled.rate:5.1f}%  ({report.pooled.utterances} "
-              f"prompts, {report.pooled.ref_tokens} words)")  # fmt: skip
+    if "wer" in parts:
+        print(f"word error rates, {args.per_language} prompts per language, mlcslm normalisation:")
+        engine_ml = engine if plain.model.is_multilingual else None
+        for lang in VOICES:
+            rows = prompts(args.sounds, lang)
+            if not rows or (lang != "en" and engine_ml is None):
+                print(f"  {lang}: skipped")
+                continue
+            rows = random.Random(1).sample(rows, min(args.per_language, len(rows)))
+            manifest = work / f"{lang}.jsonl"
+            manifest.write_text(
+                "".join(json.dumps({"id": k, "audio": str(w), "language": lang}) + "\n"
+                        for k, w, _ in rows)
+            )  # fmt: skip
+            o = sbasr.TranscribeOptions()
+            o.decode.language = lang
+            hyp = {}
+            for seg in sbasr.transcribe(manifest, engine=engine, options=o):
+                hyp[seg.recording] = f"{hyp.get(seg.recording, '')} {seg.text}".strip()
+            report = sbasr.score(hyp, {k: t for k, _, t in rows}, language=lang)
+            print(f"  {lang}: WER {100 * report.pooled.rate:5.1f}%  ({report.pooled.utterances} "
+                  f"prompts, {report.pooled.ref_tokens} words)")  # fmt: skip
     print(f"model path: {resolve_model(args.model)}; cpu threads: {os.cpu_count()}")
 
 

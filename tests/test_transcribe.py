@@ -95,7 +95,14 @@ def test_oracle_segments_keyed_output_scores_against_references(call, tmp_path):
         f"rec-A-{80:06d}-{round((1.2 + a_len) * 100):06d}",
         f"rec-B-{round((b_start - 0.2) * 100):06d}-{round((b_start + b_len + 0.2) * 100):06d}",
     ]
-    assert (tmp_path / "rec.txt").read_text().startswith("0.8 ")  # the input is untouched
+    # txt beside the audio would be the segment file itself: it gets another name
+    seg_file = (tmp_path / "rec.txt").read_text()
+    txt = run_cli("transcribe", str(tmp_path), "-m", "tiny.en", "--segments")
+    assert txt.returncode == 0, txt.stderr
+    assert (tmp_path / "rec.txt").read_text() == seg_file
+    assert (tmp_path / "rec.transcript.txt").read_text().startswith("A: ")
+    again = run_cli("transcribe", str(tmp_path), "-m", "tiny.en", "--segments", "--skip-existing")
+    assert "0 transcribed, 1 skipped" in again.stderr
     ref = tmp_path / "ref"
     ref.write_text(f"{keyed[0].split()[0]} {SAY_A}\n{keyed[1].split()[0]} {SAY_B}\n")
     report = sbasr.score(tmp_path / "rec.keyed", ref, language="en", strict=True)

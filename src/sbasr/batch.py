@@ -47,13 +47,10 @@ def output_path(rec: Recording, writer: Writer, output_dir: Path | None) -> Path
         path = Path(rec.source).parent / f"{rec.id}.{ext}"
     else:
         path = Path(rec.path).with_suffix(f".{ext}")
-    if path.resolve() in {Path(rec.path).resolve(), _segment_file(rec)} and path.exists():
+    inputs = {Path(p).resolve() for p in (rec.path, rec.segments_file) if p}
+    if path.resolve() in inputs:
         path = path.with_name(f"{path.stem}.transcript.{ext}")
     return path
-
-
-def _segment_file(rec: Recording) -> Path:
-    return Path(rec.path).with_suffix(".txt").resolve()
 
 
 def run_batch(

@@ -28,6 +28,7 @@ class Recording:
     spans: list[Span] | None = None
     language: str | None = None
     source: str = ""  # the argument it came from, for where outputs go by default
+    segments_file: str | None = None  # the MLC-SLM file its spans came from
 
 
 def expand_inputs(
@@ -62,13 +63,13 @@ def expand_inputs(
 
 
 def _audio_file(path: Path, rid: str, source: str, oracle: bool) -> Recording:
-    spans = None
-    if oracle:
-        seg_file = path.with_suffix(".txt")
-        if not seg_file.is_file():
-            raise SbasrError(f"{path}: --segments needs {seg_file.name} beside it")
-        spans = read_mlcslm_segments(seg_file, rid)
-    return Recording(rid, str(path), spans, source=source)
+    if not oracle:
+        return Recording(rid, str(path), source=source)
+    seg_file = path.with_suffix(".txt")
+    if not seg_file.is_file():
+        raise SbasrError(f"{path}: --segments needs {seg_file.name} beside it")
+    spans = read_mlcslm_segments(seg_file, rid)
+    return Recording(rid, str(path), spans, source=source, segments_file=str(seg_file))
 
 
 def read_manifest(path: Path) -> list[Recording]:
