@@ -4,12 +4,12 @@ Lines: sbasr's `id, audio, start, end, speaker, channel, language`, or NeMo's
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import SbasrError
+from .fileio import jsonl_rows, read_text
 from .segments import Span, read_mlcslm_segments
 
 AUDIO_SUFFIXES = frozenset(
@@ -75,17 +75,7 @@ def _audio_file(path: Path, rid: str, source: str, oracle: bool) -> Recording:
 def read_manifest(path: Path) -> list[Recording]:
     """Rows grouped by audio file: rows with times become that file's oracle spans."""
     by_audio: dict[str, Recording] = {}
-    try:
-        lines = path.read_text("utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as e:
-        raise SbasrError(f"{path}: cannot read: {e}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SbasrError(f"{path}:{number}: invalid JSON: {e.msg}") from None
+    for number, row in jsonl_rows(path, read_text(path)):
         audio = row.get("audio", row.get("audio_filepath"))
         if not audio:
             raise SbasrError(f"{path}:{number}: no 'audio' (or 'audio_filepath') field")

@@ -30,8 +30,23 @@ from .units import UNITS, tokens
 TranscriptSource = str | os.PathLike[str] | Transcripts | Mapping[str, str]
 
 
+class _Errors:
+    """What every count of errors has: S, D and I, and their total."""
+
+    substitutions: int
+    deletions: int
+    insertions: int
+
+    @property
+    def errors(self) -> int:
+        return self.substitutions + self.deletions + self.insertions
+
+    def _per(self, tokens: int) -> float | None:
+        return self.errors / tokens if tokens else None
+
+
 @dataclass(frozen=True)
-class ErrorCounts:
+class ErrorCounts(_Errors):
     """Error counts of a set of utterances: one language, or all of them pooled."""
 
     language: str | None  # a code; None for the pooled line or an unknown language
@@ -43,13 +58,9 @@ class ErrorCounts:
     insertions: int
 
     @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    @property
     def rate(self) -> float | None:
         """Errors per reference token; None where there is no reference token at all."""
-        return self.errors / self.ref_tokens if self.ref_tokens else None
+        return self._per(self.ref_tokens)
 
     @property
     def metric(self) -> str:
@@ -60,7 +71,7 @@ class ErrorCounts:
 
 
 @dataclass(frozen=True)
-class UtteranceScore:
+class UtteranceScore(_Errors):
     """One utterance, tokenised as it was scored."""
 
     id: str
@@ -73,12 +84,8 @@ class UtteranceScore:
     insertions: int
 
     @property
-    def errors(self) -> int:
-        return self.substitutions + self.deletions + self.insertions
-
-    @property
     def rate(self) -> float | None:
-        return self.errors / len(self.reference) if self.reference else None
+        return self._per(len(self.reference))
 
 
 @dataclass

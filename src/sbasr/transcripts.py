@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from .errors import SbasrError
+from .fileio import jsonl_rows, read_text
 
 
 @dataclass
@@ -27,31 +27,12 @@ class Transcripts:
 
 def read_transcripts(path: str | os.PathLike[str], *, by_line: bool = False) -> Transcripts:
     """Read a transcript file; the format (keyed text or JSON Lines) is told by content."""
-    text = _read_text(path)
+    text = read_text(path)
     if by_line:
         return _parse_lines(str(path), text)
     if text.lstrip().startswith("{"):
         return _parse_jsonl(str(path), text)
     return _parse_keyed(str(path), text)
-
-
-def _read_text(path: str | os.PathLike[str]) -> str:
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise SbasrError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SbasrError(f"{path}: is a directory, not a transcript file") from None
-    except OSError as e:
-        raise SbasrError(f"{path}: cannot read: {e.strerror}") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        raise SbasrError(
-            f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); "
-            "re-encode the file as UTF-8"
-        ) from None
 
 
 def _parse_keyed(path: str, text: str) -> Transcripts:
@@ -70,15 +51,7 @@ def _parse_jsonl(path: str, text: str) -> Transcripts:
     ids: list[str] = []
     texts: list[str] = []
     languages: list[str | None] = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SbasrError(f"{path}:{number}: invalid JSON: {e.msg}") from None
-        if not isinstance(row, dict):
-            raise SbasrError(f"{path}:{number}: expected a JSON object per line")
+    for number, row in jsonl_rows(path, text):
         uid = row.get("id", row.get("utt_id", row.get("key")))
         if uid is None:
             raise SbasrError(f"{path}:{number}: no 'id' field")
