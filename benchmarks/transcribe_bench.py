@@ -115,9 +115,10 @@ def transformers_time(engine, call: Path, model: str, work: Path):
                 hf.generate(feats.input_features, language="en", task="transcribe", num_beams=5)
 
     def run_ours() -> None:
-        # the same work as transformers does: no prompt from the previous span, no fallback
+        # the same work as transformers does: no prompt from the previous span, no fallback,
+        # no timestamp tokens
         same = DecodeOptions(language="en", beam_size=5, condition_on_previous_text=False,
-                             temperature=(0.0,))  # fmt: skip
+                             temperature=(0.0,), timestamps=False)  # fmt: skip
         list(engine.decode(audio, spans, same))
 
     # ours first: torch's idle OpenMP threads spin for a while after a run and would slow

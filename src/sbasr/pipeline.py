@@ -132,7 +132,8 @@ def _channel_segments(
     streams = []
     for lang, indices in groups:
         chosen = [spans[i] for i in indices]
-        opts = replace(decode, language=lang)
+        oracle = chosen[0].id is not None
+        opts = replace(decode, language=lang, timestamps=decode.timestamps and not oracle)
         streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
     merged = heapq.merge(*streams, key=lambda s: s[1].start)
     yield from _join_oracle(rec, spans, merged)

@@ -61,6 +61,7 @@ class WhisperEngine:
             word_timestamps=options.word_timestamps,
             vad_filter=False,  # spans are already speech
             condition_on_previous_text=options.condition_on_previous_text,
+            without_timestamps=not options.timestamps,
         )
         if options.max_new_tokens:
             common["max_new_tokens"] = options.max_new_tokens
