@@ -213,7 +213,7 @@ def transcribe(
 
     from .batch import run_batch
     from .engines import DecodeOptions, load_engine
-    from .inputs import expand_inputs
+    from .inputs import MANIFEST_SUFFIXES, expand_inputs
     from .pipeline import TranscribeOptions
     from .writers import writers_for
 
@@ -245,9 +245,11 @@ def transcribe(
                           threads=threads)  # fmt: skip
     except SbasrError as e:
         raise _fail(e) from None
+    # One audio file in txt and nowhere to put it: the transcript goes to stdout.
     to_stdout = (
         output_dir is None and output_format == OutputFormat.txt and len(recordings) == 1
-        and len(files) == 1 and files[0].is_file() and files[0].suffix.lower() != ".jsonl"
+        and len(files) == 1 and files[0].is_file()
+        and files[0].suffix.lower() not in MANIFEST_SUFFIXES
     )  # fmt: skip
     result = run_batch(recordings, asr, options, writers_for(output_format.value), output_dir,
                        to_stdout=to_stdout, skip_existing=skip_existing, console=err)  # fmt: skip
