@@ -61,8 +61,13 @@ _sbasr() {
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;
         export)
+            case "$prev" in
+                --to) COMPREPLY=($(compgen -W "ct2" -- "$cur")); return ;;
+                --quantization) COMPREPLY=($(compgen -W "int8 int8_float16 int8_float32 float16 bfloat16 float32" -- "$cur")); return ;;
+                --output-dir|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+            esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--to --quantization --output-dir -o --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;

@@ -6,7 +6,7 @@ complete -c sbasr -n __fish_use_subcommand -a score -d 'Score hypotheses against
 complete -c sbasr -n __fish_use_subcommand -a transcribe -d 'Transcribe recordings into timed, speaker-attributed transcripts'
 complete -c sbasr -n __fish_use_subcommand -a models -d 'List the models available here: where each comes from, its path and size'
 complete -c sbasr -n __fish_use_subcommand -a finetune -d 'Fine-tune Whisper (LoRA or full) or train a Speech-LLM'
-complete -c sbasr -n __fish_use_subcommand -a export -d 'Export a fine-tuned model to CTranslate2'
+complete -c sbasr -n __fish_use_subcommand -a export -d 'Export a fine-tuned Whisper to CTranslate2 (LoRA merged), for fast decoding'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l language -s l -x -d 'Language of every utterance'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l language-from-key -l no-language-from-key -d 'Take the language from the key prefix (English-American-..., ja-...)'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l normalize -x -a 'mlcslm whisper none' -d 'Text normalisation; mlcslm is the challenge\'s rule'
@@ -44,6 +44,9 @@ complete -c sbasr -n '__fish_seen_subcommand_from models' -l json -d 'Print JSON
 complete -c sbasr -n '__fish_seen_subcommand_from models' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -F
+complete -c sbasr -n '__fish_seen_subcommand_from export' -l to -x -a 'ct2' -d 'Target format'
+complete -c sbasr -n '__fish_seen_subcommand_from export' -l quantization -x -a 'int8 int8_float16 int8_float32 float16 bfloat16 float32' -d 'Weight type of the export'
+complete -c sbasr -n '__fish_seen_subcommand_from export' -l output-dir -s o -r -F -d 'Default: MODEL_DIR/ct2'
 complete -c sbasr -n '__fish_seen_subcommand_from export' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from export' -F
 # subcommands: score transcribe models finetune export

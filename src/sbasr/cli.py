@@ -301,10 +301,40 @@ def finetune() -> None:
     _not_yet("finetune")
 
 
-@app.command(**_PENDING)
-def export() -> None:
-    """Export a fine-tuned model to CTranslate2. Not implemented yet."""
-    _not_yet("export")
+class ExportFormat(str, Enum):
+    ct2 = "ct2"
+
+
+class Quantization(str, Enum):
+    int8 = "int8"
+    int8_float16 = "int8_float16"
+    int8_float32 = "int8_float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
+    float32 = "float32"
+
+
+@app.command()
+def export(
+    model_dir: Annotated[
+        Path, typer.Argument(help="A transformers Whisper directory or a LoRA adapter.")
+    ],
+    to: Annotated[ExportFormat, typer.Option(help="Target format.")] = ExportFormat.ct2,
+    quantization: Annotated[
+        Quantization, typer.Option(help="Weight type of the export.")
+    ] = Quantization.int8,
+    output_dir: Annotated[
+        Path | None, typer.Option("--output-dir", "-o", help="Default: MODEL_DIR/ct2.")
+    ] = None,
+) -> None:
+    """Export a fine-tuned Whisper to CTranslate2 (LoRA merged), for fast decoding."""
+    from .export import export_ct2
+
+    try:
+        out = export_ct2(model_dir, output_dir, quantization.value)
+    except SbasrError as e:
+        raise _fail(e) from None
+    typer.echo(f"exported to {out}; use it with: sbasr transcribe --model {out}")
 
 
 def _not_yet(name: str) -> None:

@@ -78,6 +78,8 @@ def resolve_model(model: str) -> str:
             raise SbasrError(f"{model}: a model is a directory, not a file")
         if is_ct2_dir(path):
             return str(path)
+        if is_ct2_dir(path / "ct2"):  # an exported (or fine-tuned and exported) model
+            return str(path / "ct2")
         if is_transformers_whisper(path):
             return str(_converted(path))
         raise SbasrError(
@@ -154,6 +156,30 @@ def _prepare_embedded(name: str) -> Path:
             os.replace(work, target)
         except OSError:  # another process finished first
             if not is_ct2_dir(target):
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return target
+
+
+def transformers_dir(name: str) -> Path:
+    """The embedded model `name` in transformers format (for fine-tuning and the
+    Speech-LLM's encoder), converted from CTranslate2 once into the cache."""
+    from .convert import ct2_to_transformers
+
+    source = Path(_prepare_embedded(name))
+    version = "-".join(metadata.version(p) for p in EMBEDDED[name].packages)
+    target = cache_dir() / "transformers" / f"{name}-{version}"
+    if is_transformers_whisper(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        ct2_to_transformers(source, work / "m")
+        try:
+            os.replace(work / "m", target)
+        except OSError:  # another process finished first
+            if not is_transformers_whisper(target):
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)

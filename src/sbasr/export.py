@@ -1,0 +1,83 @@
+"""Exporting a fine-tuned Whisper (full weights or a LoRA adapter) to CTranslate2, so that
+faster-whisper and `sbasr transcribe --model DIR` decode it fast."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from .errors import SbasrError
+from .models import (
+    EMBEDDED,
+    cache_dir,
+    convert_to_ct2,
+    is_ct2_dir,
+    is_transformers_whisper,
+    transformers_dir,
+)
+
+QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
+# What faster-whisper and the tokenizer need beside the weights.
+_SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json",
+               "special_tokens_map.json", "vocab.json", "merges.txt", "normalizer.json",
+               "added_tokens.json", "generation_config.json")  # fmt: skip
+
+
+def export_ct2(source: str | Path, output: str | Path | None = None,
+               quantization: str = "int8") -> Path:  # fmt: skip
+    """Convert `source` (a transformers Whisper directory, or a LoRA adapter directory whose
+    base is one) to CTranslate2 in `output` (default: `source`/ct2). A LoRA adapter is merged
+    into its base weights first; languages, tasks, suppressed tokens and alignment heads
+    are kept."""
+    source = Path(source)
+    if quantization not in QUANTIZATIONS:
+        raise SbasrError(f"unknown quantization {quantization!r}; use {', '.join(QUANTIZATIONS)}")
+    if not source.is_dir():
+        raise SbasrError(f"{source}: no such directory")
+    if is_ct2_dir(source):
+        raise SbasrError(f"{source}: already a CTranslate2 model")
+    out = Path(output) if output else source / "ct2"
+    if (source / "adapter_config.json").is_file():
+        cache_dir().mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".merge-") as tmp:
+            merged = _merge_lora(source, Path(tmp) / "merged")
+            return convert_to_ct2(merged, out, quantization)
+    if is_transformers_whisper(source):
+        return convert_to_ct2(source, out, quantization)
+    raise SbasrError(
+        f"{source}: neither a transformers Whisper model (config.json with model_type whisper) "
+        "nor a LoRA adapter (adapter_config.json)"
+    )
+
+
+def base_model_dir(name: str) -> Path:
+    """A transformers directory for a base model name: embedded ones are converted from
+    CTranslate2 once; local directories are used as they are."""
+    if name in EMBEDDED:
+        return transformers_dir(name)
+    path = Path(name).expanduser()
+    if is_transformers_whisper(path):
+        return path
+    raise SbasrError(
+        f"base model {name!r}: not an embedded model ({', '.join(EMBEDDED)}) nor a local "
+        "transformers Whisper directory"
+    )
+
+
+def _merge_lora(adapter: Path, target: Path) -> Path:
+    from peft import PeftModel
+    from transformers import WhisperForConditionalGeneration
+
+    config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
+    base = base_model_dir(str(config.get("base_model_name_or_path") or ""))
+    model = WhisperForConditionalGeneration.from_pretrained(base)
+    merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+    merged.save_pretrained(target, safe_serialization=True)
+    for name in _SIDE_FILES:  # the adapter's own files win over the base's
+        for folder in (adapter, base):
+            if (folder / name).is_file():
+                shutil.copy2(folder / name, target / name)
+                break
+    return target
