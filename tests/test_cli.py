@@ -25,7 +25,7 @@ def test_help_and_version():
     assert f'\nversion = "{sbasr.__version__}"\n' in pyproject
 
 
-@pytest.mark.parametrize("command", ["finetune", "export"])
+@pytest.mark.parametrize("command", ["finetune"])
 def test_pending_commands_say_so_and_exit_2(command):
     out = run_cli(command, "anything.wav")
     assert out.returncode == 2
