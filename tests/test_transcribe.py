@@ -229,3 +229,21 @@ def test_segment_on_a_missing_channel_is_an_error_not_a_silent_loss(tmp_path):
     out = run_cli("transcribe", str(manifest), "-m", "tiny.en", "-o", str(tmp_path / "o"))
     assert out.returncode == 1
     assert "segment u is on channel 1, but the audio has 1" in out.stderr
+
+
+@pytest.mark.parametrize(("fmt", "rate", "channels"), [("flac", 44_100, 1), ("ogg", 22_050, 2),
+                                                      ("wav", 8_000, 4)])  # fmt: skip
+def test_any_format_rate_and_channel_count_decodes(tmp_path, fmt, rate, channels):
+    from sbasr.audio import load_audio
+
+    t = np.arange(int(rate * 2.5)) / rate
+    data = np.stack([0.1 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(channels)], 1)
+    path = tmp_path / f"tone.{fmt}"
+    sf.write(path, data.astype(np.float32), rate)
+    mixed = load_audio(path)
+    split = load_audio(path, split_channels=True)
+    assert len(mixed.channels) == 1 and len(split.channels) == channels
+    assert mixed.duration == pytest.approx(2.5, abs=0.05)
+    assert all(
+        ch.dtype == np.float32 and len(ch) == len(mixed.channels[0]) for ch in split.channels
+    )
