@@ -55,10 +55,37 @@ _sbasr() {
                 :
             fi ;;
         finetune)
+            case "$prev" in
+                --train) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --output-dir|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --arch) COMPREPLY=($(compgen -W "whisper speechllm" -- "$cur")); return ;;
+                --dev) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --model|-m) :; return ;;
+                --method) COMPREPLY=($(compgen -W "lora full" -- "$cur")); return ;;
+                --learning-rate) :; return ;;
+                --warmup-steps) :; return ;;
+                --epochs) :; return ;;
+                --max-steps) :; return ;;
+                --batch-size) :; return ;;
+                --grad-accum) :; return ;;
+                --eval-steps) :; return ;;
+                --save-steps) :; return ;;
+                --logging-steps) :; return ;;
+                --seed) :; return ;;
+                --precision) COMPREPLY=($(compgen -W "auto fp32 fp16 bf16" -- "$cur")); return ;;
+                --speed-perturb) :; return ;;
+                --lora-r) :; return ;;
+                --lora-alpha) :; return ;;
+                --lora-dropout) :; return ;;
+                --lora-targets) :; return ;;
+                --deepspeed) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --num-workers) :; return ;;
+                --quantization) :; return ;;
+            esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--train --output-dir -o --arch --dev --model -m --method --learning-rate --warmup-steps --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-spec-augment --spec-augment --freeze-encoder --no-freeze-encoder --lora-r --lora-alpha --lora-dropout --lora-targets --no-resume --resume --deepspeed --num-workers --export --no-export --quantization --help" -- "$cur"))
             else
-                COMPREPLY=($(compgen -f -- "$cur"))
+                :
             fi ;;
         export)
             case "$prev" in

@@ -25,11 +25,11 @@ def test_help_and_version():
     assert f'\nversion = "{sbasr.__version__}"\n' in pyproject
 
 
-@pytest.mark.parametrize("command", ["finetune"])
-def test_pending_commands_say_so_and_exit_2(command):
-    out = run_cli(command, "anything.wav")
-    assert out.returncode == 2
-    assert "not implemented yet" in out.stderr
+def test_speechllm_says_it_is_not_there_yet_and_exits_2(tmp_path):
+    out = run_cli("finetune", "--arch", "speechllm", "--train", str(tmp_path), "-o", str(tmp_path))
+    assert out.returncode == 2 and "not implemented yet" in out.stderr
+    out = run_cli("transcribe", str(ROOT / "README.md"), "--engine", "speechllm")
+    assert out.returncode == 2 and "not implemented yet" in out.stderr
 
 
 def test_score_table_json_and_alignments(tmp_path):

@@ -128,9 +128,6 @@ def score(
     render_table(report, Console())
 
 
-_PENDING = {"context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}
-
-
 class Channels(str, Enum):
     mix = "mix"
     split = "split"
@@ -295,10 +292,93 @@ def models(
     Console().print(table)
 
 
-@app.command(**_PENDING)
-def finetune() -> None:
-    """Fine-tune Whisper (LoRA or full) or train a Speech-LLM. Not implemented yet."""
-    _not_yet("finetune")
+class Arch(str, Enum):
+    whisper = "whisper"
+    speechllm = "speechllm"
+
+
+class Method(str, Enum):
+    lora = "lora"
+    full = "full"
+
+
+class Precision(str, Enum):
+    auto = "auto"
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(x) for x in text.split(",") if x.strip())
+
+
+@app.command()
+def finetune(
+    train: Annotated[
+        Path, typer.Option(help="Manifest (.jsonl), MLC-SLM directory or Kaldi data dir.")
+    ],
+    output_dir: Annotated[Path, typer.Option("--output-dir", "-o", help="Where it all goes.")],
+    arch: Annotated[Arch, typer.Option(help="What to train.")] = Arch.whisper,
+    dev: Annotated[Path | None, typer.Option(help="Dev data, same formats.")] = None,
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="base, tiny.en, a transformers directory.")
+    ] = "base",
+    method: Annotated[Method, typer.Option(help="LoRA adapters or all weights.")] = Method.lora,
+    learning_rate: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-4,
+    warmup_steps: Annotated[int, typer.Option(min=0)] = 100,
+    epochs: Annotated[float, typer.Option(help="Passes over the data.")] = 3.0,
+    max_steps: Annotated[int, typer.Option(help="Stop after this many steps (> epochs).")] = -1,
+    batch_size: Annotated[int, typer.Option(min=1, help="Per device.")] = 8,
+    grad_accum: Annotated[int, typer.Option(min=1, help="Gradient accumulation.")] = 1,
+    eval_steps: Annotated[int, typer.Option(min=1, help="Score the dev set every N.")] = 200,
+    save_steps: Annotated[
+        int | None, typer.Option(help="Checkpoint every N (default: eval steps).")
+    ] = None,
+    logging_steps: Annotated[int, typer.Option(min=1)] = 10,
+    seed: Annotated[int, typer.Option()] = 0,
+    precision: Annotated[
+        Precision, typer.Option(help="auto: what the device has.")
+    ] = Precision.auto,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="Trade compute for memory.")] = False,
+    speed_perturb: Annotated[
+        str, typer.Option(help="Speed factors to draw from, e.g. 0.9,1.0,1.1.")
+    ] = "",
+    spec_augment: Annotated[bool, typer.Option(help="SpecAugment masking.")] = False,
+    freeze_encoder: Annotated[bool, typer.Option(help="Train the decoder only.")] = False,
+    lora_r: Annotated[int, typer.Option(min=1)] = 32,
+    lora_alpha: Annotated[int, typer.Option(min=1)] = 64,
+    lora_dropout: Annotated[float, typer.Option(min=0.0)] = 0.05,
+    lora_targets: Annotated[str, typer.Option(help="Modules LoRA adapts.")] = "q_proj,v_proj",
+    resume: Annotated[bool, typer.Option(help="Go on from the last checkpoint.")] = False,
+    deepspeed: Annotated[Path | None, typer.Option(help="A DeepSpeed config (JSON).")] = None,
+    num_workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 0,
+    export: Annotated[bool, typer.Option(help="Export to CTranslate2 at the end.")] = True,
+    quantization: Annotated[str, typer.Option(help="Of the export.")] = "int8",
+) -> None:
+    """Fine-tune Whisper (LoRA or full); the Speech-LLM is not implemented yet."""
+    if arch != Arch.whisper:
+        typer.echo("sbasr: error: --arch speechllm is not implemented yet", err=True)
+        raise typer.Exit(2)
+    from .train_whisper import WhisperOptions, finetune_whisper
+
+    opts = WhisperOptions(
+        train=str(train), dev=str(dev) if dev else None, output_dir=str(output_dir),
+        learning_rate=learning_rate, warmup_steps=warmup_steps, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum,
+        eval_steps=eval_steps, save_steps=save_steps, logging_steps=logging_steps, seed=seed,
+        precision=precision.value, gradient_checkpointing=gradient_checkpointing,
+        speed_perturb=_floats(speed_perturb), spec_augment=spec_augment, resume=resume,
+        deepspeed=str(deepspeed) if deepspeed else None, num_workers=num_workers,
+        export=export, quantization=quantization, model=model, method=method.value,
+        lora_r=lora_r, lora_alpha=lora_alpha, lora_dropout=lora_dropout,
+        lora_targets=tuple(t for t in lora_targets.split(",") if t), freeze_encoder=freeze_encoder,
+    )  # fmt: skip
+    try:
+        out = finetune_whisper(opts, echo=lambda m: typer.echo(m, err=True))
+    except SbasrError as e:
+        raise _fail(e) from None
+    typer.echo(f"done: {out}; transcribe with: sbasr transcribe --model {out} FILES", err=True)
 
 
 class ExportFormat(str, Enum):
@@ -335,11 +415,6 @@ def export(
     except SbasrError as e:
         raise _fail(e) from None
     typer.echo(f"exported to {out}; use it with: sbasr transcribe --model {out}")
-
-
-def _not_yet(name: str) -> None:
-    typer.echo(f"sbasr: error: '{name}' is not implemented yet", err=True)
-    raise typer.Exit(2)
 
 
 def main() -> None:
