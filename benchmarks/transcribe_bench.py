@@ -20,11 +20,9 @@ arrives with the CTranslate2 -> transformers converter of the fine-tuning work.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import tempfile
@@ -33,28 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from asterisk import VOICES, prompts
 
 SR = 16_000
-VOICES = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June",
-          "ru": "ru_RU_f_IvrvoiceRU"}  # fmt: skip
-
-
-def prompts(root: Path, lang: str) -> list[tuple[str, Path, str]]:
-    """(key, wav, transcript) of the usable prompts of one language."""
-    doc = root / f"usr/share/doc/asterisk-core-sounds-{lang}/core-sounds-{lang}.txt.gz"
-    sounds = root / "usr/share/asterisk/sounds" / VOICES[lang]
-    out = []
-    with gzip.open(doc, "rt", encoding="utf-8", errors="replace") as f:
-        lines = f.readlines()
-    for line in lines:
-        key, sep, text = line.partition(":")
-        text = text.strip()
-        if not sep or line.startswith(";") or not text or re.search(r"[\[\]<>{}�]", text):
-            continue
-        wav = sounds / f"{key.strip()}.wav"
-        if wav.is_file():
-            out.append((key.strip(), wav, text))
-    return out
 
 
 def conversation(

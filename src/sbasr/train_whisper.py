@@ -242,6 +242,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     if not trainer.is_world_process_zero():
         return out
     trainer.save_model(str(out))
+    trainer.save_state()  # trainer_state.json: history, best checkpoint, run time
     processor.save_pretrained(out)
     plot_history(trainer.state.log_history, out / "training.png", METRIC)
     failures = trainer.train_dataset.failures
