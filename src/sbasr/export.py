@@ -19,10 +19,6 @@ from .models import (
 )
 
 QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
-# What faster-whisper and the tokenizer need beside the weights.
-_SIDE_FILES = ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json",
-               "special_tokens_map.json", "vocab.json", "merges.txt", "normalizer.json",
-               "added_tokens.json", "generation_config.json")  # fmt: skip
 
 
 def export_ct2(source: str | Path, output: str | Path | None = None,
@@ -52,32 +48,38 @@ def export_ct2(source: str | Path, output: str | Path | None = None,
     )
 
 
-def base_model_dir(name: str) -> Path:
-    """A transformers directory for a base model name: embedded ones are converted from
-    CTranslate2 once; local directories are used as they are."""
+def base_model_dir(name: str) -> str:
+    """Where transformers loads a base model from: embedded ones are converted from
+    CTranslate2 once; local directories are used as they are; anything else is a hub id,
+    downloaded by transformers for users who are online."""
     if name in EMBEDDED:
-        return transformers_dir(name)
+        return str(transformers_dir(name))
     path = Path(name).expanduser()
-    if is_transformers_whisper(path):
-        return path
-    raise SbasrError(
-        f"base model {name!r}: not an embedded model ({', '.join(EMBEDDED)}) nor a local "
-        "transformers Whisper directory"
-    )
+    if path.exists():
+        if is_transformers_whisper(path):
+            return str(path)
+        raise SbasrError(f"{name}: not a transformers Whisper directory")
+    if "/" not in name:
+        raise SbasrError(
+            f"unknown model {name!r}: use {', '.join(EMBEDDED)} (embedded), a transformers "
+            "Whisper directory, or a hub id such as openai/whisper-small"
+        )
+    return name
 
 
 def _merge_lora(adapter: Path, target: Path) -> Path:
     from peft import PeftModel
-    from transformers import WhisperForConditionalGeneration
+    from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
     base = base_model_dir(str(config.get("base_model_name_or_path") or ""))
     model = WhisperForConditionalGeneration.from_pretrained(base)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    merged.save_pretrained(target, safe_serialization=True)
-    for name in _SIDE_FILES:  # the adapter's own files win over the base's
-        for folder in (adapter, base):
-            if (folder / name).is_file():
-                shutil.copy2(folder / name, target / name)
-                break
+    merged.save_pretrained(target, safe_serialization=True)  # with the base's generation config
+    # The tokenizer and features: the adapter's own where it carries them (sbasr saves them
+    # beside every adapter), else the base's.
+    source = adapter if (adapter / "tokenizer.json").is_file() else base
+    WhisperProcessor.from_pretrained(source).save_pretrained(target)
+    if (adapter / "tokenizer.json").is_file():  # the exact file faster-whisper reads
+        shutil.copy2(adapter / "tokenizer.json", target / "tokenizer.json")
     return target

@@ -20,7 +20,7 @@ class WhisperEngine:
         self,
         model: str | None = None,
         device: str = "auto",
-        compute_type: str = "default",
+        compute_type: str = "auto",  # int8 on CPU, float16 on GPU: as the CLI
         threads: int = 0,
     ) -> None:
         from faster_whisper import WhisperModel
