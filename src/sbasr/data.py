@@ -18,6 +18,8 @@ from . import languages
 from .audio import load_range
 from .errors import SbasrError
 from .fileio import jsonl_rows, read_text
+from .inputs import manifest_fields
+from .segments import mlcslm_lines
 
 MAX_SECONDS = 30.0  # Whisper's window: longer segments would be cut
 
@@ -84,19 +86,11 @@ def read_examples(source: str | os.PathLike[str]) -> list[Example]:
 def _read_manifest(path: Path) -> list[Example]:
     out = []
     for number, row in jsonl_rows(path, read_text(path)):
-        audio = row.get("audio", row.get("audio_filepath"))
-        if not audio:
-            raise SbasrError(f"{path}:{number}: no 'audio' (or 'audio_filepath') field")
-        audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
-        start = row.get("start", row.get("offset"))
-        end = row.get("end")
-        if end is None and start is not None and row.get("duration") is not None:
-            end = float(start) + float(row["duration"])
-        lang = row.get("language") or row.get("lang")
+        audio_path, start, end, lang = manifest_fields(path, number, row)
         out.append(Example(
             str(row.get("id", row.get("utt_id", f"{audio_path.stem}-{number}"))),
             str(audio_path), str(row.get("text") or ""),
-            _code(lang), _float(start), _float(end), row.get("speaker"),
+            _code(lang), start, end, row.get("speaker"),
         ))  # fmt: skip
     return out
 
@@ -113,17 +107,8 @@ def _read_mlcslm(root: Path) -> list[Example]:
         rel = txt.relative_to(root).with_suffix("")
         lang = next((c for c in (languages.to_code(p) for p in rel.parts) if c), None)
         rid = "-".join(rel.parts)
-        for number, line in enumerate(read_text(txt).splitlines(), 1):
-            parts = line.split(maxsplit=3)
-            if not parts:
-                continue
-            try:
-                start, end, speaker = float(parts[0]), float(parts[1]), parts[2]
-            except (ValueError, IndexError):
-                raise SbasrError(f"{txt}:{number}: expected 'start end speaker text'") from None
-            uid = f"{rid}-{speaker}-{round(start * 100):06d}-{round(end * 100):06d}"
-            text = parts[3] if len(parts) == 4 else ""
-            out.append(Example(uid, str(audio), text, lang, start, end, speaker))
+        for x in mlcslm_lines(txt, rid):
+            out.append(Example(x.id, str(audio), x.text, lang, x.start, x.end, x.speaker))
     if not out:
         raise SbasrError(f"{root}: no recordings with .txt segment files, nor a Kaldi data dir")
     return out
@@ -217,7 +202,3 @@ def _probe(path: str) -> float | None:
 
 def _code(language: object) -> str | None:
     return languages.to_code(str(language)) if language else None
-
-
-def _float(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]

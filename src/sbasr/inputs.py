@@ -72,25 +72,35 @@ def _audio_file(path: Path, rid: str, source: str, oracle: bool) -> Recording:
     return Recording(rid, str(path), spans, source=source, segments_file=str(seg_file))
 
 
+def manifest_fields(
+    path: Path, number: int, row: dict
+) -> tuple[Path, float | None, float | None, str | None]:
+    """(audio, start, end, language) of a manifest row, in sbasr's names or NeMo's
+    (`audio_filepath`, `offset`, `duration`); relative audio paths are from the manifest."""
+    audio = row.get("audio", row.get("audio_filepath"))
+    if not audio:
+        raise SbasrError(f"{path}:{number}: no 'audio' (or 'audio_filepath') field")
+    audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
+    start = row.get("start", row.get("offset"))
+    end = row.get("end")
+    if end is None and start is not None and row.get("duration") is not None:
+        end = float(start) + float(row["duration"])
+    language = row.get("language") or row.get("lang")
+    start = None if start is None else float(start)
+    return audio_path, start, None if end is None else float(end), language
+
+
 def read_manifest(path: Path) -> list[Recording]:
     """Rows grouped by audio file: rows with times become that file's oracle spans."""
     by_audio: dict[str, Recording] = {}
     for number, row in jsonl_rows(path, read_text(path)):
-        audio = row.get("audio", row.get("audio_filepath"))
-        if not audio:
-            raise SbasrError(f"{path}:{number}: no 'audio' (or 'audio_filepath') field")
-        audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
-        start = row.get("start", row.get("offset"))
-        end = row.get("end")
-        if end is None and row.get("duration") is not None and start is not None:
-            end = float(start) + float(row["duration"])
+        audio_path, start, end, language = manifest_fields(path, number, row)
         uid = str(row.get("id", row.get("utt_id", audio_path.stem)))
-        language = row.get("language") or row.get("lang")
         key = str(audio_path)
         if start is None or end is None:  # the whole file, segmented by VAD
             by_audio[f"{key}#{uid}"] = Recording(uid, key, None, language, str(path))
             continue
-        if float(end) <= float(start):
+        if end <= start:
             raise SbasrError(f"{path}:{number}: segment ends before it starts")
         rec = by_audio.setdefault(key, Recording(audio_path.stem, key, [], None, str(path)))
         assert rec.spans is not None

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
 from .errors import SbasrError
+from .fileio import read_text
 
 MAX_SPAN = 30.0  # seconds: Whisper's window, and the Speech-LLM's batching unit
 _VAD_CHUNK = 600  # seconds of audio given to the VAD at once
@@ -57,14 +57,25 @@ def vad_spans(
     return spans
 
 
-def read_mlcslm_segments(path: str | os.PathLike[str], recording_id: str) -> list[Span]:
+@dataclass(frozen=True)
+class MlcslmLine:
+    """One line of an MLC-SLM segment file, with its utterance id."""
+
+    id: str
+    start: float
+    end: float
+    speaker: str
+    text: str
+
+
+def mlcslm_lines(path: str | os.PathLike[str], recording_id: str) -> list[MlcslmLine]:
     """An MLC-SLM segment file: `start end speaker [text]` per line, times in seconds.
 
     Utterance ids follow the challenge recipes: `{recording}-{speaker}-{start*100:06d}-
     {end*100:06d}`, so the transcripts score against references built the same way.
     """
-    spans = []
-    for number, line in enumerate(Path(path).read_text("utf-8").splitlines(), 1):
+    out = []
+    for number, line in enumerate(read_text(path).splitlines(), 1):
         parts = line.split(maxsplit=3)
         if not parts:
             continue
@@ -75,8 +86,13 @@ def read_mlcslm_segments(path: str | os.PathLike[str], recording_id: str) -> lis
         if end <= start:
             raise SbasrError(f"{path}:{number}: segment ends before it starts")
         uid = f"{recording_id}-{speaker}-{round(start * 100):06d}-{round(end * 100):06d}"
-        spans.append(Span(start, end, 0, speaker, uid))
-    return spans
+        out.append(MlcslmLine(uid, start, end, speaker, parts[3] if len(parts) == 4 else ""))
+    return out
+
+
+def read_mlcslm_segments(path: str | os.PathLike[str], recording_id: str) -> list[Span]:
+    """The oracle spans of an MLC-SLM segment file."""
+    return [Span(x.start, x.end, 0, x.speaker, x.id) for x in mlcslm_lines(path, recording_id)]
 
 
 def split_long(spans: list[Span]) -> list[Span]:
