@@ -125,3 +125,10 @@ def test_readme_first_command_transcribes_with_the_embedded_default(tmp_path):
     out = subprocess.run(["bash", "-c", steps], cwd=tmp_path, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "thank you for calling" in out.stdout.lower()
+
+
+def test_cli_choices_are_the_library_lists():
+    from sbasr import cli
+    from sbasr.export import QUANTIZATIONS
+
+    assert [q.value for q in cli.Quantization] == list(QUANTIZATIONS)

@@ -73,18 +73,6 @@ def kaldi_counts(ref: Sequence[str], hyp: Sequence[str]) -> tuple[int, int, int]
     return result["sub"], result["del"], result["ins"]
 
 
-def count_errors(refs: Sequence[str], hyps: Sequence[str], threads: bool = True) -> np.ndarray:
-    """Per pair of encoded strings an int64 row (S, D, I, reference tokens), with meeteval's
-    S/D/I split."""
-    ranges = error_ranges(refs, hyps, threads)
-    subs = ranges.most.copy()
-    for i in ranges.tied():
-        subs[i] = kaldi_counts(refs[i], hyps[i])[0]
-    n_ref = np.fromiter(map(len, refs), dtype=np.int64, count=len(refs))
-    n_hyp = np.fromiter(map(len, hyps), dtype=np.int64, count=len(hyps))
-    return assemble(ranges.errors, subs, n_ref - n_hyp, n_ref)
-
-
 def assemble(
     errors: np.ndarray, subs: np.ndarray, diff: np.ndarray, n_ref: np.ndarray
 ) -> np.ndarray:

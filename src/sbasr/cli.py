@@ -17,6 +17,8 @@ import typer
 
 from . import __version__
 from .errors import SbasrError
+from .normalize import NORMALIZERS
+from .units import UNITS
 
 app = typer.Typer(
     name="sbasr",
@@ -28,16 +30,10 @@ app = typer.Typer(
 )
 
 
-class Normalizer(str, Enum):
-    mlcslm = "mlcslm"
-    whisper = "whisper"
-    none = "none"
+Normalizer = Enum("Normalizer", {n: n for n in NORMALIZERS}, type=str)
 
 
-class Unit(str, Enum):
-    word = "word"
-    char = "char"
-    mixed = "mixed"
+Unit = Enum("Unit", {u: u for u in UNITS}, type=str)
 
 
 def _fail(error: SbasrError) -> typer.Exit:
@@ -74,7 +70,7 @@ def score(
     ] = False,
     normalize: Annotated[
         Normalizer, typer.Option(help="Text normalisation; mlcslm is the challenge's rule.")
-    ] = Normalizer.mlcslm,
+    ] = Normalizer["mlcslm"],
     unit: Annotated[
         Unit | None,
         typer.Option(
@@ -385,7 +381,7 @@ class ExportFormat(str, Enum):
     ct2 = "ct2"
 
 
-class Quantization(str, Enum):
+class Quantization(str, Enum):  # export.QUANTIZATIONS; not imported, to keep start-up light
     int8 = "int8"
     int8_float16 = "int8_float16"
     int8_float32 = "int8_float32"

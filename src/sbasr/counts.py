@@ -18,7 +18,7 @@ from itertools import repeat
 
 import numpy as np
 
-from .align import REF, assemble, error_ranges, kaldi_counts
+from .align import assemble, error_ranges, kaldi_counts
 from .units import CJKT_CLASS, encode_pairs, tokens
 
 _HAS_CJKT = re.compile(f"[{CJKT_CLASS}]")
@@ -110,6 +110,3 @@ def _token_counts(refs: Sequence[str], unit: str, mid: np.ndarray) -> np.ndarray
     if unit == "char":
         return lengths - spaces
     return np.where(lengths > 0, spaces + 1, 0)
-
-
-__all__ = ["REF", "count_texts"]

@@ -19,9 +19,7 @@ from .audio import load_range
 from .errors import SbasrError
 from .fileio import jsonl_rows, read_text
 from .inputs import manifest_fields
-from .segments import mlcslm_lines
-
-MAX_SECONDS = 30.0  # Whisper's window: longer segments would be cut
+from .segments import MAX_SPAN, mlcslm_lines
 
 
 @dataclass(frozen=True)
@@ -63,7 +61,7 @@ class DataReport:
         for label, ids in (("missing audio", self.missing_audio),
                            ("unreadable audio", self.unreadable_audio),
                            ("empty text", self.empty_text),
-                           (f"over {MAX_SECONDS:.0f} s", self.too_long),
+                           (f"over {MAX_SPAN:.0f} s", self.too_long),
                            ("unknown language", self.unknown_language)):  # fmt: skip
             if ids:
                 out.append(f"  skipped {len(ids):,} with {label} (first: {ids[0]})")
@@ -165,7 +163,7 @@ def check_examples(examples: list[Example]) -> tuple[list[Example], DataReport]:
             report.unreadable_audio.append(ex.id)
         elif not ex.text.strip():
             report.empty_text.append(ex.id)
-        elif (ex.duration if ex.duration is not None else total) > MAX_SECONDS:
+        elif (ex.duration if ex.duration is not None else total) > MAX_SPAN:
             report.too_long.append(ex.id)
         elif ex.language is not None and ex.language not in languages.WHISPER_CODES:
             report.unknown_language.append(ex.id)

@@ -10,12 +10,11 @@ from pathlib import Path
 
 from .errors import SbasrError
 from .models import (
-    EMBEDDED,
     cache_dir,
     convert_to_ct2,
     is_ct2_dir,
     is_transformers_whisper,
-    transformers_dir,
+    transformers_model,
 )
 
 QUANTIZATIONS = ("int8", "int8_float16", "int8_float32", "float16", "bfloat16", "float32")
@@ -48,31 +47,12 @@ def export_ct2(source: str | Path, output: str | Path | None = None,
     )
 
 
-def base_model_dir(name: str) -> str:
-    """Where transformers loads a base model from: embedded ones are converted from
-    CTranslate2 once; local directories are used as they are; anything else is a hub id,
-    downloaded by transformers for users who are online."""
-    if name in EMBEDDED:
-        return str(transformers_dir(name))
-    path = Path(name).expanduser()
-    if path.exists():
-        if is_transformers_whisper(path):
-            return str(path)
-        raise SbasrError(f"{name}: not a transformers Whisper directory")
-    if "/" not in name:
-        raise SbasrError(
-            f"unknown model {name!r}: use {', '.join(EMBEDDED)} (embedded), a transformers "
-            "Whisper directory, or a hub id such as openai/whisper-small"
-        )
-    return name
-
-
 def _merge_lora(adapter: Path, target: Path) -> Path:
     from peft import PeftModel
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
-    base = base_model_dir(str(config.get("base_model_name_or_path") or ""))
+    base = transformers_model(str(config.get("base_model_name_or_path") or ""))
     model = WhisperForConditionalGeneration.from_pretrained(base)
     merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
     merged.save_pretrained(target, safe_serialization=True)  # with the base's generation config

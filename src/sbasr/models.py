@@ -15,7 +15,6 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from importlib import metadata
 from pathlib import Path
 
 from .errors import SbasrError
@@ -136,7 +135,7 @@ def _prepare_embedded(name: str) -> Path:
         )
     if len(dirs) == 1:
         return dirs[0]  # already a complete CTranslate2 directory: use it in place
-    version = "-".join(metadata.version(p) for p in info.packages)
+    version = _versions(info)
 
     def reassemble(work: Path) -> None:  # model.bin from its parts, plus the side files
         work.mkdir()
@@ -151,6 +150,12 @@ def _prepare_embedded(name: str) -> Path:
                     shutil.copy2(d / fname, work / fname)
 
     return _build_once(cache_dir() / "models" / f"{name}-{version}", is_ct2_dir, reassemble)
+
+
+def _versions(info: _Embedded) -> str:
+    from importlib import metadata  # 25 ms: not at the CLI's start
+
+    return "-".join(metadata.version(p) for p in info.packages)
 
 
 def _build_once(target: Path, ready: Callable[[Path], bool], build: Callable[[Path], None]) -> Path:
@@ -178,11 +183,30 @@ def transformers_dir(name: str) -> Path:
     from .convert import ct2_to_transformers
 
     source = Path(_prepare_embedded(name))
-    version = "-".join(metadata.version(p) for p in EMBEDDED[name].packages)
+    version = _versions(EMBEDDED[name])
     target = cache_dir() / "transformers" / f"{name}-{version}"
     return _build_once(
         target, is_transformers_whisper, lambda work: ct2_to_transformers(source, work)
     )
+
+
+def transformers_model(name: str) -> str:
+    """Where transformers loads a base model from: embedded ones are converted from
+    CTranslate2 once; local directories are used as they are; anything else is a hub id,
+    downloaded by transformers for users who are online."""
+    if name in EMBEDDED:
+        return str(transformers_dir(name))
+    path = Path(name).expanduser()
+    if path.exists():
+        if is_transformers_whisper(path):
+            return str(path)
+        raise SbasrError(f"{name}: not a transformers Whisper directory")
+    if "/" not in name:
+        raise SbasrError(
+            f"unknown model {name!r}: use {', '.join(EMBEDDED)} (embedded), a transformers "
+            "Whisper directory, or a hub id such as openai/whisper-small"
+        )
+    return name
 
 
 def _converted(path: Path) -> Path:

@@ -112,9 +112,9 @@ def load_model(opts: WhisperOptions):
     """The model to train, with LoRA applied or the encoder frozen as asked."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from .export import base_model_dir
+    from .models import transformers_model
 
-    base = base_model_dir(opts.model)
+    base = transformers_model(opts.model)
     processor = WhisperProcessor.from_pretrained(base)
     model = WhisperForConditionalGeneration.from_pretrained(base)
     model.config.use_cache = False

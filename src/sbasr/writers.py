@@ -108,7 +108,6 @@ class KeyedWriter(Writer):
 WRITERS: dict[str, type[Writer]] = {
     w.extension: w for w in (TxtWriter, SrtWriter, VttWriter, JsonWriter, TsvWriter, KeyedWriter)
 }
-FORMATS = (*WRITERS, "all")
 
 
 def writers_for(fmt: str) -> list[Writer]:
