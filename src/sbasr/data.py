@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -168,7 +168,8 @@ def check_examples(examples: list[Example]) -> tuple[list[Example], DataReport]:
         elif ex.language is not None and ex.language not in languages.WHISPER_CODES:
             report.unknown_language.append(ex.id)
         else:
-            kept.append(ex)
+            # whole files get their probed length, so that batches can be cut by seconds
+            kept.append(ex if ex.duration is not None else replace(ex, start=0.0, end=total))
             report.seconds += ex.duration if ex.duration is not None else total
             report.languages[ex.language] += 1
     report.kept = len(kept)

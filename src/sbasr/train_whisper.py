@@ -8,7 +8,6 @@ output directory itself works as `sbasr transcribe --model`.
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from .data import Example, load_example_audio
 from .errors import SbasrError
 from .training import (
+    AudioDataset,
     TrainOptions,
     last_checkpoint,
     load_data,
@@ -41,37 +41,15 @@ class WhisperOptions(TrainOptions):
     targets: list[str] = field(default_factory=list)
 
 
-class WhisperDataset:
-    """Examples as model inputs, decoded on the fly; a row whose audio fails is replaced by
-    the next one and counted, so one bad file never stops an epoch."""
+class WhisperDataset(AudioDataset):
+    """Examples as Whisper inputs: log-mel features and prefixed labels."""
 
-    def __init__(self, examples: list[Example], processor, prefixes, opts: WhisperOptions):
-        self.examples, self.processor, self.prefixes = examples, processor, prefixes
-        self.opts = opts
-        self.failures: set[str] = set()
+    def __init__(self, examples: list[Example], processor, prefixes, opts: WhisperOptions,
+                 train: bool = True) -> None:  # fmt: skip
+        super().__init__(examples, opts, train)
+        self.processor, self.prefixes = processor, prefixes
 
-    def __len__(self) -> int:
-        return len(self.examples)
-
-    def __getitem__(self, index: int) -> dict:
-        for step in range(len(self.examples)):
-            ex = self.examples[(index + step) % len(self.examples)]
-            try:
-                audio = load_example_audio(ex)
-            except Exception:  # unreadable now though it probed fine: skip, count
-                self.failures.add(ex.id)
-                continue
-            return self._features(index, ex, audio)
-        raise SbasrError("no example's audio could be read")
-
-    def _features(self, index: int, ex: Example, audio: np.ndarray) -> dict:
-        if self.opts.speed_perturb:
-            from .audio import SAMPLE_RATE, resample
-
-            # Seeded by example, so that a resumed run sees the very same batches.
-            rng = random.Random(self.opts.seed * 1_000_003 + index)
-            factor = rng.choice(self.opts.speed_perturb)
-            audio = resample(audio, SAMPLE_RATE * factor)
+    def features(self, ex: Example, audio: np.ndarray) -> dict:
         feats = self.processor.feature_extractor(audio, sampling_rate=16_000).input_features[0]
         tokenizer = self.processor.tokenizer
         text_ids = tokenizer.encode(" " + ex.text.strip(), add_special_tokens=False)
@@ -230,7 +208,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     trainer = _trainer_class()(
         model=model, args=args, data_collator=collate,
         train_dataset=WhisperDataset(train, processor, prefixes, opts),
-        eval_dataset=WhisperDataset(dev, processor, prefixes, opts) if dev else None,
+        eval_dataset=WhisperDataset(dev, processor, prefixes, opts, False) if dev else None,
         dev_examples=dev, processor=processor, eval_batch=opts.eval_batch_size,
         callbacks=list(callbacks),
     )  # fmt: skip

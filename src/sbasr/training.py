@@ -9,7 +9,9 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .data import Example, check_examples, read_examples
+import numpy as np
+
+from .data import Example, check_examples, load_example_audio, read_examples
 from .errors import SbasrError
 from .fileio import write_atomic
 
@@ -39,6 +41,7 @@ class TrainOptions:
     resume: bool = False
     deepspeed: str | None = None
     num_workers: int = 0
+    lr_scheduler: str = "linear"  # any transformers scheduler type, e.g. inverse_sqrt
     export: bool = True
     quantization: str = "int8"
     extra: dict = field(default_factory=dict)
@@ -61,6 +64,44 @@ def load_data(opts: TrainOptions, echo=print) -> tuple[list[Example], list[Examp
             raise SbasrError(f"{source}: no usable examples")
         sets.append(kept)
     return sets[0], sets[1]
+
+
+class AudioDataset:
+    """Examples decoded on the fly (speed-perturbed when asked); a row whose audio fails
+    is replaced by the next one and counted, so one bad file never stops an epoch.
+    Subclasses turn (example, samples) into model inputs."""
+
+    def __init__(self, examples: list[Example], opts: TrainOptions, train: bool = True) -> None:
+        self.examples, self.opts, self.train = examples, opts, train
+        self.failures: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> dict:
+        for step in range(len(self.examples)):
+            ex = self.examples[(index + step) % len(self.examples)]
+            try:
+                audio = load_example_audio(ex)
+            except Exception:  # unreadable now though it probed fine: skip, count
+                self.failures.add(ex.id)
+                continue
+            return self.features(ex, self._perturbed(index, audio))
+        raise SbasrError("no example's audio could be read")
+
+    def _perturbed(self, index: int, audio: np.ndarray) -> np.ndarray:
+        if not (self.train and self.opts.speed_perturb):
+            return audio
+        import random
+
+        from .audio import SAMPLE_RATE, resample
+
+        # Seeded by example, so that a resumed run sees the very same batches.
+        rng = random.Random(self.opts.seed * 1_000_003 + index)
+        return resample(audio, SAMPLE_RATE * rng.choice(self.opts.speed_perturb))
+
+    def features(self, ex: Example, audio: np.ndarray) -> dict:
+        raise NotImplementedError
 
 
 def precision_flags(precision: str) -> dict:
@@ -94,6 +135,7 @@ def training_arguments(opts: TrainOptions, metric: str, has_dev: bool):
     return Seq2SeqTrainingArguments(
         output_dir=str(out),
         learning_rate=opts.learning_rate,
+        lr_scheduler_type=opts.lr_scheduler,
         warmup_steps=opts.warmup_steps,
         num_train_epochs=opts.epochs,
         max_steps=opts.max_steps,
@@ -147,7 +189,8 @@ def plot_history(history: list[dict], path: Path, metric: str) -> Path | None:
     import matplotlib.pyplot as plt
 
     loss = [(h["step"], h["loss"]) for h in history if "loss" in h]
-    dev = [(h["step"], 100 * h[f"eval_{metric}"]) for h in history if f"eval_{metric}" in h]
+    scale, label = (1, "dev loss") if metric == "loss" else (100, f"dev {metric.upper()} (%)")
+    dev = [(h["step"], scale * h[f"eval_{metric}"]) for h in history if f"eval_{metric}" in h]
     if not loss and not dev:
         return None
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -157,8 +200,8 @@ def plot_history(history: list[dict], path: Path, metric: str) -> Path | None:
     ax.set_ylabel("loss")
     if dev:
         ax2 = ax.twinx()
-        ax2.plot(*zip(*dev), "o-", label=f"dev {metric.upper()} (%)", color="tab:red")
-        ax2.set_ylabel(f"dev {metric.upper()} (%)")
+        ax2.plot(*zip(*dev), "o-", label=label, color="tab:red")
+        ax2.set_ylabel(label)
         ax2.legend(loc="upper right")
     ax.legend(loc="upper left")
     ax.set_title("sbasr finetune")
