@@ -41,9 +41,7 @@ class Fusion(nn.Module):
         self.kind = kind
         gated = kind.startswith("gated")
         self.w_to_m = CrossAttention(w_dim, m_dim, heads, gated) if kind != "concat" else None
-        self.m_to_w = (
-            CrossAttention(m_dim, w_dim, heads, gated) if "bi-cross" in kind else None
-        )
+        self.m_to_w = CrossAttention(m_dim, w_dim, heads, gated) if "bi-cross" in kind else None
         self.dim = {
             "concat": w_dim + m_dim,
             "uni-cross": w_dim,

@@ -25,9 +25,7 @@ class ConvProjector(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(4 * dim, dim), nn.ReLU(), nn.Linear(dim, llm_dim),
                                  nn.ReLU(), nn.LayerNorm(llm_dim))  # fmt: skip
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = _kept(lengths, self.k)
         width = max(int(lengths.max()), self.k)
         x = _fit(x, width)
@@ -48,9 +46,7 @@ class LinearProjector(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(k * dim, llm_dim), nn.ReLU(),
                                  nn.Linear(llm_dim, llm_dim))  # fmt: skip
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = _kept(lengths, self.k)
         width = max(int(lengths.max()), self.k)
         x = _fit(x, width)
@@ -76,9 +72,7 @@ class QFormerProjector(nn.Module):
         self.decoder = nn.TransformerDecoder(layer, layers)
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.Linear(hidden, llm_dim))
 
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b, t, _ = x.shape
         n_win = -(-t // self.window)
         x = nn.functional.pad(x, (0, 0, 0, n_win * self.window - t))

@@ -251,9 +251,8 @@ class SpeechLLM(nn.Module):
 
     def target_ids(self, text: str) -> list[int]:
         """What the LLM learns to write: the transcript and the end token."""
-        return self.tokenizer.encode(text.strip(), add_special_tokens=False) + [
-            self.tokenizer.eos_token_id
-        ]
+        ids = self.tokenizer.encode(text.strip(), add_special_tokens=False)
+        return [*ids, self.tokenizer.eos_token_id]
 
     def _sequences(
         self, audio: list[np.ndarray], prompts: list[list[int]], targets: list[list[int]] | None,
