@@ -42,9 +42,10 @@ _sbasr() {
                 --compute-type) :; return ;;
                 --threads) :; return ;;
                 --batch-size) :; return ;;
+                --max-new-tokens) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--engine --model -m --language -l --language-per-segment --no-language-per-segment --channels --segments --format -f --output-dir -o --no-skip-existing --skip-existing --beam-size --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --device --compute-type --threads --batch-size --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--engine --model -m --language -l --language-per-segment --no-language-per-segment --channels --segments --format -f --output-dir -o --no-skip-existing --skip-existing --beam-size --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --device --compute-type --threads --batch-size --max-new-tokens --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;
@@ -64,6 +65,7 @@ _sbasr() {
                 --method) COMPREPLY=($(compgen -W "lora full" -- "$cur")); return ;;
                 --learning-rate) :; return ;;
                 --warmup-steps) :; return ;;
+                --lr-scheduler) :; return ;;
                 --epochs) :; return ;;
                 --max-steps) :; return ;;
                 --batch-size) :; return ;;
@@ -78,12 +80,22 @@ _sbasr() {
                 --lora-alpha) :; return ;;
                 --lora-dropout) :; return ;;
                 --lora-targets) :; return ;;
+                --encoder2) :; return ;;
+                --fusion) COMPREPLY=($(compgen -W "concat uni-cross bi-cross gated-bi-cross gated-bi-cross-concat" -- "$cur")); return ;;
+                --projector) COMPREPLY=($(compgen -W "conv linear qformer" -- "$cur")); return ;;
+                --llm) :; return ;;
+                --prompt) :; return ;;
+                --stage|--stages) :; return ;;
+                --init) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --train-encoder) COMPREPLY=($(compgen -W "frozen lora full" -- "$cur")); return ;;
+                --batch-seconds) :; return ;;
+                --average-best) :; return ;;
                 --deepspeed) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --num-workers) :; return ;;
                 --quantization) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--train --output-dir -o --arch --dev --model -m --method --learning-rate --warmup-steps --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-spec-augment --spec-augment --freeze-encoder --no-freeze-encoder --lora-r --lora-alpha --lora-dropout --lora-targets --no-resume --resume --deepspeed --num-workers --export --no-export --quantization --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--train --output-dir -o --arch --dev --model -m --method --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-spec-augment --spec-augment --freeze-encoder --no-freeze-encoder --lora-r --lora-alpha --lora-dropout --lora-targets --encoder2 --fusion --projector --llm --prompt --stage --stages --init --train-encoder --batch-seconds --average-best --no-resume --resume --deepspeed --num-workers --export --no-export --quantization --help" -- "$cur"))
             else
                 :
             fi ;;

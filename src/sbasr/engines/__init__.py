@@ -19,12 +19,12 @@ class DecodeOptions:
     """How to decode; an engine ignores what it has no use for."""
 
     language: str | None = None  # None: detect
-    beam_size: int = 5
+    beam_size: int | None = None  # None: the engine's default (Whisper 5, Speech-LLM 1)
     temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback ladder
     initial_prompt: str | None = None
     hotwords: str | None = None
     word_timestamps: bool = False
-    batch_size: int = 1
+    batch_size: int | None = None  # None: the engine's default (Whisper 1, Speech-LLM 8)
     max_new_tokens: int | None = None
     condition_on_previous_text: bool = True  # prompt each window with the text before it
     # Predict times inside a span (VAD spans hold several sentences). Oracle segments keep
@@ -75,5 +75,7 @@ def load_engine(name: str, model: str | None, **settings: object) -> Engine:
 
         return WhisperEngine(model, **settings)  # type: ignore[arg-type]
     if name == "speechllm":
-        raise SbasrError("the speechllm engine is not implemented yet")
+        from .speechllm import SpeechLLMEngine
+
+        return SpeechLLMEngine(model, **settings)  # type: ignore[arg-type]
     raise SbasrError(f"unknown engine {name!r}; use {' or '.join(ENGINES)}")

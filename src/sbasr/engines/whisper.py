@@ -55,7 +55,7 @@ class WhisperEngine:
         language = options.language if self.multilingual else "en"
         common = dict(
             language=language,
-            beam_size=options.beam_size,
+            beam_size=options.beam_size or 5,
             temperature=list(options.temperature),
             hotwords=options.hotwords,
             word_timestamps=options.word_timestamps,
@@ -66,7 +66,7 @@ class WhisperEngine:
         if options.max_new_tokens:
             common["max_new_tokens"] = options.max_new_tokens
         starts = np.array([s.start for s in spans])
-        if options.batch_size > 1:
+        if (options.batch_size or 1) > 1:
             from faster_whisper import BatchedInferencePipeline
 
             pipeline = BatchedInferencePipeline(self.model)

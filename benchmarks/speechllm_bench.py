@@ -1,0 +1,189 @@
+"""The Speech-LLM on real telephone speech: training acceptance and decoding speed.
+
+`--part acceptance`: the English Asterisk prompts, split by key exactly as
+finetune_bench.py splits them (396 train, 45 dev, 111 held-out). An untrained model
+(embedded Whisper base encoder, conv projector, SmolLM2-135M-Instruct) is scored on the
+held-out prompts, then `sbasr finetune --arch speechllm --stage 1` and `--stage 2` train
+it and each result is scored the same way, with `sbasr.transcribe` and `sbasr.score`.
+
+`--part speed`: on the held-out prompts and a trained model (`--model`, or the one the
+acceptance part just trained), in one run:
+  - the encoder on each utterance's true length vs Whisper's usual 30 s of padding;
+  - batched decoding (8 utterances, KV cache) vs one utterance at a time;
+  - both together: sbasr's way vs padded and one at a time, with their transcripts compared.
+
+    python benchmarks/speechllm_bench.py --sounds ROOT [--part acceptance|speed|all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from finetune_bench import split
+
+
+def held_out_wer(model: str, test: Path, batch: int = 8) -> float:
+    import sbasr
+
+    opts = sbasr.TranscribeOptions()
+    opts.decode.language = "en"
+    opts.decode.batch_size = batch
+    hyp: dict[str, str] = {}
+    for seg in sbasr.transcribe(test, engine="speechllm", model=model, options=opts):
+        hyp[seg.recording] = f"{hyp.get(seg.recording, '')} {seg.text}".strip()
+    refs = {json.loads(line)["id"]: json.loads(line)["text"] for line in test.open()}
+    return sbasr.score(hyp, refs, language="en").pooled.rate
+
+
+def acceptance(data: dict[str, Path], work: Path, args) -> Path:
+    from sbasr.speechllm import SpeechLLM, SpeechLLMConfig
+
+    untrained = work / "untrained"
+    SpeechLLM.build(SpeechLLMConfig(encoder="base", llm="smollm2")).save(untrained)
+    rows = [("untrained (base encoder + SmolLM2)", held_out_wer(str(untrained), data["test"]),
+             0.0, 0)]  # fmt: skip
+    print(f"  untrained: held-out WER {100 * rows[0][1]:.2f}%", flush=True)
+    out = work / "speechllm"
+    for stage, lr, steps in ((1, args.stage1_lr, args.stage1_steps),
+                             (2, args.stage2_lr, args.stage2_steps)):  # fmt: skip
+        cmd = [sys.executable, "-m", "sbasr", "finetune", "--arch", "speechllm",
+               "--stage", str(stage), "--train", str(data["train"]), "--dev", str(data["dev"]),
+               "-o", str(out), "--max-steps", str(steps), "--learning-rate", str(lr),
+               "--warmup-steps", str(args.warmup), "--batch-seconds", str(args.batch_seconds),
+               "--eval-steps", str(args.eval_steps), "--average-best", "3",
+               "--logging-steps", "10", "--seed", "0"]  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        wer = held_out_wer(str(out), data["test"])
+        state = json.loads((out / f"stage{stage}" / "trainer_state.json").read_text())
+        rows.append((f"after stage {stage}", wer, seconds, state["global_step"]))
+        print(f"  stage {stage}: held-out WER {100 * wer:.2f}% after {state['global_step']} "
+              f"steps in {seconds / 60:.1f} min (best dev loss {state['best_metric']:.3f})",
+              flush=True)  # fmt: skip
+    print("| system | held-out WER | training time | steps |\n|---|---|---|---|")
+    for name, wer, seconds, steps in rows:
+        print(f"| {name} | {100 * wer:.2f}% | {seconds / 60:.1f} min | {steps} |")
+    return out
+
+
+class PaddedWhisper:
+    """The usual way: every utterance padded to 30 s, Whisper's encoder run on all of it,
+    and the frames of the real audio kept."""
+
+    def __init__(self, enc) -> None:
+        self.enc, self.dim, self.kind = enc, enc.dim, "whisper"
+
+    def __call__(self, audio):
+        import torch
+
+        fe = self.enc.feature_extractor
+        feats = fe(audio, sampling_rate=16_000, return_tensors="pt").input_features
+        out = self.enc.encoder(feats).last_hidden_state
+        lengths = torch.tensor([min(1500, (len(a) // 160 + 1) // 2) for a in audio])
+        return out, lengths
+
+
+def speed(model_dir: str, test: Path, args) -> None:
+    import numpy as np
+    import torch
+
+    from sbasr.audio import load_audio
+    from sbasr.speechllm import SpeechLLM
+
+    torch.manual_seed(0)
+    model = SpeechLLM.load(model_dir)
+    rows = [json.loads(line) for line in test.open()][: args.utterances]
+    audio = [load_audio(r["audio"]).channels[0] for r in rows]
+    order = np.argsort([len(a) for a in audio])  # batches of similar length, as the engine
+    audio = [audio[i] for i in order]
+    batch = 8
+    print(
+        f"{len(audio)} held-out prompts, {sum(map(len, audio)) / 16000:.0f} s of audio, "
+        f"{torch.get_num_threads()} threads"
+    )
+
+    def timed(fn):
+        start = time.perf_counter()
+        result = fn()
+        return time.perf_counter() - start, result
+
+    with torch.inference_mode():
+        true_enc = model.encoder
+        padded_enc = PaddedWhisper(true_enc)
+        chunks = [audio[i : i + batch] for i in range(0, len(audio), batch)]
+        t_true, _ = timed(lambda: [true_enc(c) for c in chunks])
+        t_pad, _ = timed(lambda: [padded_enc(c) for c in chunks])
+        print(
+            f"  encoder, batches of {batch}: true length {t_true:.2f} s, padded to 30 s "
+            f"{t_pad:.2f} s: {t_pad / t_true:.1f}x"
+        )
+        n = args.max_new_tokens
+        t_batched, batched = timed(lambda: [t for c in chunks for t in model.transcribe(
+            c, ["en"] * len(c), n)])  # fmt: skip
+        t_single, single = timed(lambda: [model.transcribe([a], ["en"], n)[0] for a in audio])
+        same = sum(a == b for a, b in zip(batched, single))
+        print(
+            f"  decoding (true-length encoder): batched {t_batched:.2f} s, one at a time "
+            f"{t_single:.2f} s: {t_single / t_batched:.1f}x; identical transcripts "
+            f"{same}/{len(audio)}"
+        )
+        model.encoder = padded_enc
+        try:
+            t_base, base = timed(lambda: [model.transcribe([a], ["en"], n)[0] for a in audio])
+        finally:
+            model.encoder = true_enc
+        from sbasr import score
+
+        keys = [str(i) for i in range(len(audio))]
+        agree = score(dict(zip(keys, batched)), dict(zip(keys, base)), language="en")
+        print(f"  overall: sbasr (true length, batched) {t_batched:.2f} s vs padded and one at "
+              f"a time {t_base:.2f} s: {t_base / t_batched:.1f}x (goal >= 3x); transcripts "
+              f"differ by {100 * (agree.pooled.rate or 0):.1f}% WER (the model was trained on "
+              f"true lengths)")  # fmt: skip
+    print("| comparison | baseline | sbasr | ratio |\n|---|---|---|---|")
+    print(
+        f"| encoder: padded 30 s vs true length | {t_pad:.2f} s | {t_true:.2f} s | "
+        f"{t_pad / t_true:.1f}x |"
+    )
+    print(
+        f"| decoding: one at a time vs batched 8 | {t_single:.2f} s | {t_batched:.2f} s | "
+        f"{t_single / t_batched:.1f}x |"
+    )
+    print(f"| overall | {t_base:.2f} s | {t_batched:.2f} s | {t_base / t_batched:.1f}x |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sounds", type=Path, default=Path("/"))
+    parser.add_argument("--part", default="all", choices=("all", "acceptance", "speed"))
+    parser.add_argument("--model", help="a trained Speech-LLM for --part speed")
+    parser.add_argument("--stage1-steps", type=int, default=300)
+    parser.add_argument("--stage2-steps", type=int, default=200)
+    parser.add_argument("--stage1-lr", type=float, default=5e-4)
+    parser.add_argument("--stage2-lr", type=float, default=2e-4)
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--batch-seconds", type=float, default=30.0)
+    parser.add_argument("--eval-steps", type=int, default=50)
+    parser.add_argument("--utterances", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=60)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="sbasr-sl-bench-"))
+    data = split(args.sounds, work)
+    model = args.model
+    if args.part in ("all", "acceptance"):
+        model = str(acceptance(data, work, args))
+    if args.part in ("all", "speed"):
+        if not model:
+            parser.error("--part speed needs --model (a trained Speech-LLM directory)")
+        speed(model, data["test"], args)
+
+
+if __name__ == "__main__":
+    main()

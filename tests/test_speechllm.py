@@ -1,0 +1,324 @@
+"""The Speech-LLM: encoders, fusion, projectors, masks, stages, save/load, decoding, and
+`finetune --arch speechllm` / `transcribe --engine speechllm` end to end.
+
+Everything runs on tiny randomly initialised parts: a two-layer Whisper (tiny.en's
+tokenizer and features), a small HubertConfig model and a one-layer Llama that uses the
+Whisper tokenizer, so that it all takes seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import run_cli
+from test_finetune import corpus, needs_espeak, tiny_model  # noqa: F401  (fixtures)
+
+from sbasr.encoders import WhisperSpeechEncoder, align_frames, load_encoder
+from sbasr.fusion import FUSIONS, Fusion
+from sbasr.projectors import PROJECTORS
+from sbasr.speechllm import SpeechLLM, SpeechLLMConfig, average_trained, read_trained
+from sbasr.train_speechllm import SecondsBatchSampler
+
+SR = 16_000
+
+
+@pytest.fixture(scope="module")
+def parts(tmp_path_factory, tiny_model) -> dict[str, str]:  # noqa: F811
+    """Paths of a tiny Whisper, two tiny HuBERTs (group and layer norm) and a tiny LLM."""
+    from transformers import AutoTokenizer, HubertConfig, HubertModel, LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("parts")
+    torch.manual_seed(0)
+    out = {"whisper": str(tiny_model)}
+    for norm in ("group", "layer"):
+        config = HubertConfig(hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
+                              intermediate_size=48, conv_dim=(16,) * 7,
+                              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
+                              feat_extract_norm=norm,
+                              do_stable_layer_norm=norm == "layer")  # fmt: skip
+        HubertModel(config).save_pretrained(root / f"hubert-{norm}")
+        out[f"hubert-{norm}"] = str(root / f"hubert-{norm}")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         bos_token_id=tokenizer.bos_token_id,
+                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    LlamaForCausalLM(config).save_pretrained(root / "llm")
+    tokenizer.save_pretrained(root / "llm")
+    out["llm"] = str(root / "llm")
+    return out
+
+
+def waves(*seconds: float, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(s * SR))).astype(np.float32) for s in seconds]
+
+
+def build(parts, **kw) -> SpeechLLM:
+    torch.manual_seed(1)
+    config = SpeechLLMConfig(encoder=parts["whisper"], llm=parts["llm"], fusion_heads=2, **kw)
+    return SpeechLLM.build(config).eval()
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("projector", PROJECTORS)
+def test_each_utterance_is_encoded_as_if_alone(parts, fusion, projector):
+    model = build(parts, encoder2=parts["hubert-group"], fusion=fusion, projector=projector)
+    audio = waves(1.3, 3.1, 0.7)
+    with torch.no_grad():
+        batch, lengths = model.encode(audio)
+        assert batch.shape[2] == model.llm.config.hidden_size
+        # Whisper's 50 frames per second and HuBERT's, one frame apart: the shorter wins
+        frames = [min((len(a) // 160 + 1) // 2, (len(a) - 400) // 320 + 1) for a in audio]
+        if projector == "qformer":
+            expected = [-(-f // 16) * 4 for f in frames]
+        else:
+            expected = [f // 4 for f in frames]
+        assert lengths.tolist() == expected
+        for i, a in enumerate(audio):
+            alone, n = model.encode([a])
+            assert int(n[0]) == expected[i]
+            torch.testing.assert_close(alone[0, : n[0]], batch[i, : n[0]], atol=1e-4, rtol=1e-4)
+
+
+def test_fusion_widths_and_masking():
+    w, m = torch.randn(2, 6, 16), torch.randn(2, 6, 8)
+    mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
+    widths = {"concat": 24, "uni-cross": 16, "bi-cross": 24, "gated-bi-cross": 24,
+              "gated-bi-cross-concat": 48}  # fmt: skip
+    for kind in FUSIONS:
+        fusion = Fusion(kind, 16, 8, heads=2).eval()
+        assert (fusion.w_to_m is not None and fusion.w_to_m.gate is not None) == (
+            kind.startswith("gated")
+        )
+        out = fusion(w, m, mask)
+        assert out.shape == (2, 6, widths[kind])
+        assert out[1, 3:].abs().max() == 0
+        noisy_w, noisy_m = w.clone(), m.clone()
+        noisy_w[1, 3:], noisy_m[1, 3:] = 100.0, -100.0  # padding must not leak in
+        torch.testing.assert_close(fusion(noisy_w, noisy_m, mask)[1, :3], out[1, :3])
+    with pytest.raises(ValueError, match="unknown fusion"):
+        Fusion("sum", 16, 8)
+
+
+def test_true_length_encoder_equals_whisper_on_a_full_window(parts):
+    from transformers import WhisperModel
+
+    enc = load_encoder(parts["whisper"])
+    assert isinstance(enc, WhisperSpeechEncoder)
+    (audio,) = waves(30.0)
+    with torch.no_grad():
+        ours, n = enc([audio])
+        feats = enc.feature_extractor(audio, sampling_rate=SR, return_tensors="pt").input_features
+        theirs = WhisperModel.from_pretrained(parts["whisper"]).encoder(feats).last_hidden_state
+    assert int(n[0]) == 1500
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_hubert_style_encoder_is_batch_independent(parts, norm):
+    enc = load_encoder(parts[f"hubert-{norm}"]).eval()
+    assert enc.batchable == (norm == "layer")
+    audio = waves(0.9, 2.2)
+    with torch.no_grad():
+        batch, lengths = enc(audio)
+        for i, a in enumerate(audio):
+            alone, n = enc([a])
+            assert int(n[0]) == int(lengths[i]) == (len(a) - 400) // 320 + 1
+            torch.testing.assert_close(alone[0, : n[0]], batch[i, : n[0]], atol=1e-4, rtol=1e-4)
+            assert batch[i, n[0] :].abs().sum() == 0
+
+
+def test_frame_counts_are_reconciled_per_utterance():
+    x, y = torch.zeros(2, 10, 4), torch.arange(2 * 12 * 3.0).reshape(2, 12, 3)
+    out, lengths = align_frames(x, torch.tensor([10, 9]), y, torch.tensor([11, 4]))
+    assert lengths.tolist() == [10, 9]
+    torch.testing.assert_close(out[0, :10], y[0, :10])  # one frame apart: trimmed
+    assert out[1, 0, 0] == y[1, 0, 0] and out[1, 8, 0] == y[1, 3, 0]  # 4 -> 9: interpolated
+
+
+def test_what_each_stage_trains(parts):
+    model = build(parts, encoder2=parts["hubert-group"], fusion="uni-cross")
+    model.set_stage(1)
+    trained = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trained and all(n.startswith(("fusion.", "projector.")) for n in trained)
+    assert not any("lora_" in n for n, _ in model.named_parameters())
+    model.set_stage(2)
+    trained2 = {n for n, p in model.named_parameters() if p.requires_grad}
+    lora = trained2 - trained
+    assert trained <= trained2 and lora and all(n.startswith("llm.") and "lora_" in n for n in lora)
+    for target in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
+        assert any(f"{target}.lora_A" in n for n in lora)
+
+    enc_lora = build(parts, train_encoder="lora")
+    enc_lora.set_stage(1)
+    names = [n for n, p in enc_lora.named_parameters() if p.requires_grad and n.startswith("enc")]
+    assert names and all("lora_" in n for n in names)
+    full = build(parts, train_encoder="full")
+    full.set_stage(1)
+    assert all(p.requires_grad for p in full.encoder.parameters())
+    assert not any(p.requires_grad for p in full.llm.parameters())
+
+
+def test_loss_is_on_the_transcript_and_end_token_only(parts):
+    model = build(parts)
+    prompt, target = model.prompt_ids("fr"), model.target_ids("bonjour tout le monde")
+    assert model.tokenizer.decode(prompt[1:]) == (
+        "Please transcribe the following audio in French:\n"
+    )
+    assert target[-1] == model.tokenizer.eos_token_id
+    audio = waves(1.0, 2.0)
+    _, mask, labels = model._sequences(audio, [prompt, prompt], [target, target[:2]], False)
+    speech = model.encode(audio)[1].tolist()
+    for row, n, tgt in zip(range(2), speech, [target, target[:2]]):
+        kept = labels[row][labels[row] != -100].tolist()
+        assert kept == tgt
+        assert int(mask[row].sum()) == len(prompt) + n + len(tgt)
+        assert (labels[row, : len(prompt) + n] == -100).all()
+
+
+def test_save_and_load_give_the_same_model(parts, tmp_path):
+    model = build(parts, encoder2=parts["hubert-layer"], fusion="gated-bi-cross-concat",
+                  projector="linear")  # fmt: skip
+    model.set_stage(2)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    model.eval()
+    model.save(tmp_path / "m")
+    assert {p.name for p in (tmp_path / "m").iterdir()} == {
+        "sbasr-speechllm.json", "model.safetensors", "llm_adapter"
+    }  # fmt: skip
+    config = json.loads((tmp_path / "m" / "sbasr-speechllm.json").read_text())
+    assert config["encoder"] == parts["whisper"] and config["llm"] == parts["llm"]
+    again = SpeechLLM.load(tmp_path / "m")
+    audio = waves(1.1, 1.7)
+    assert again.transcribe(audio, ["en", "de"], 8) == model.transcribe(audio, ["en", "de"], 8)
+    state, _ = read_trained(tmp_path / "m")
+    mean, mean_adapter = average_trained([tmp_path / "m", tmp_path / "m"])
+    assert all(torch.equal(mean[k], state[k]) for k in state) and mean_adapter is not None
+    config["projector"] = "conv"  # weights that do not fit: an error, not a silent mix
+    (tmp_path / "m" / "sbasr-speechllm.json").write_text(json.dumps(config))
+    from sbasr.errors import SbasrError
+
+    with pytest.raises(SbasrError, match="do not fit"):
+        SpeechLLM.load(tmp_path / "m")
+
+
+def test_batched_greedy_and_beam_decoding(parts):
+    model = build(parts, encoder2=parts["hubert-group"], fusion="bi-cross")
+    model.set_stage(2)
+    model.eval()
+    audio = waves(0.6, 2.4, 1.2, seed=3)
+    langs = ["en", "es", "ru"]
+    batched = model.transcribe(audio, langs, max_new_tokens=6)
+    alone = [model.transcribe([a], [lang], max_new_tokens=6)[0] for a, lang in zip(audio, langs)]
+    assert batched == alone
+    shorter = model.transcribe(audio, langs, max_new_tokens=2)  # greedy: a prefix
+    assert all(long.startswith(short) and len(short) < len(long)
+               for short, long in zip(shorter, batched))  # fmt: skip
+    beams = model.transcribe(audio, langs, max_new_tokens=6, beam_size=3)
+    assert len(beams) == 3 and all(isinstance(t, str) for t in beams)
+
+
+def test_batches_are_bounded_by_seconds():
+    durations = [1.0 + (i * 7 % 13) for i in range(60)]
+    sampler = SecondsBatchSampler(durations, seconds=20, max_items=5, seed=0)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(60))
+    assert all(sum(durations[i] for i in b) <= 20 or len(b) == 1 for b in batches)
+    assert all(len(b) <= 5 for b in batches) and len(sampler) == len(batches)
+    assert list(sampler) == batches  # the same epoch: the same batches (resumable)
+    sampler.set_epoch(1)
+    assert list(sampler) != batches
+
+
+def test_cli_enums_match_the_library():
+    from sbasr import cli
+
+    assert [f.value for f in cli.FusionKind] == list(FUSIONS)
+    assert [p.value for p in cli.Projector] == list(PROJECTORS)
+
+
+def _finetune(parts, corpus, out: Path, *extra: str):  # noqa: F811
+    return run_cli("finetune", "--arch", "speechllm", "--train", str(corpus / "train.jsonl"),
+                   "--dev", str(corpus / "dev.jsonl"), "-o", str(out), "-m", parts["whisper"],
+                   "--llm", parts["llm"], "--warmup-steps", "1", "--batch-seconds", "4",
+                   "--logging-steps", "1", *extra)  # fmt: skip
+
+
+@needs_espeak
+def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):  # noqa: F811
+    out = tmp_path / "sl"
+    done = _finetune(parts, corpus, out, "--stages", "1,2", "--max-steps", "3",
+                     "--eval-steps", "1", "--average-best", "2", "--encoder2",
+                     parts["hubert-group"], "--fusion", "gated-bi-cross", "--projector",
+                     "qformer")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "stage 1: training" in done.stderr and "stage 2: training" in done.stderr
+    assert "averaging" in done.stderr
+    for name in ("sbasr-speechllm.json", "model.safetensors", "llm_adapter", "training.png"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "sbasr-speechllm.json").read_text())
+    assert config["stages_done"] == [1, 2] and config["fusion"] == "gated-bi-cross"
+    assert not list(out.glob("stage*/checkpoint-*/*.bin"))  # no frozen weights in checkpoints
+    ckpt = next(out.glob("stage2/checkpoint-*"))
+    assert sum(f.stat().st_size for f in ckpt.rglob("*.safetensors")) < 20e6
+
+    hyp = tmp_path / "hyp"
+    run = run_cli("transcribe", str(corpus / "u0.wav"), str(corpus / "u1.wav"), "--engine",
+                  "speechllm", "-m", str(out), "--language", "en", "-f", "keyed", "-o", str(hyp),
+                  "--max-new-tokens", "5", "--batch-size", "2")  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    lines = [line for f in sorted(hyp.iterdir()) for line in f.read_text().splitlines()]
+    assert [line.split()[0].split("-")[0] for line in lines] == ["u0", "u1"]
+
+    detected = run_cli(
+        "transcribe",
+        str(corpus / "u2.wav"),
+        "--engine",
+        "speechllm",
+        "-m",
+        str(out),
+        "--max-new-tokens",
+        "3",
+    )  # language from Whisper's LID
+    assert detected.returncode == 0, detected.stderr
+
+
+@needs_espeak
+def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):  # noqa: F811
+    common = ("--stage", "1", "--max-steps", "4", "--save-steps", "2", "--eval-steps", "2",
+              "--batch-seconds", "2")  # fmt: skip
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    assert _finetune(parts, corpus, whole, *common).returncode == 0
+    assert _finetune(parts, corpus, cut, *common).returncode == 0
+    # as if killed after the checkpoint at step 2
+    shutil.rmtree(cut / "stage1" / "checkpoint-4")
+    for name in ("sbasr-speechllm.json", "model.safetensors"):
+        (cut / "stage1" / name).unlink()
+    again = _finetune(parts, corpus, cut, *common)
+    assert again.returncode != 0 and "--resume" in again.stderr
+    resumed = _finetune(parts, corpus, cut, *common, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming from" in resumed.stderr
+    a, _ = read_trained(whole)
+    b, _ = read_trained(cut)
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+def test_engine_errors_are_clear(tmp_path):
+    run = run_cli("transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm")
+    assert run.returncode == 2
+    (tmp_path / "x.wav").write_bytes(b"")
+    run = run_cli("transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm")
+    assert run.returncode == 2 and "sbasr finetune --arch speechllm" in run.stderr
+    run = run_cli("transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm", "-m",
+                  str(tmp_path))  # fmt: skip
+    assert run.returncode == 2 and "not a Speech-LLM model directory" in run.stderr
