@@ -43,24 +43,36 @@ class WhisperSpeechEncoder(nn.Module):
         model = WhisperModel.from_pretrained(path, attn_implementation="sdpa")
         return cls(model.get_encoder(), WhisperFeatureExtractor.from_pretrained(path))
 
+    def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """Whisper's log-mel of one utterance, normalised on its own. Computed here in
+        torch on the encoder's device rather than by the feature extractor, whose call
+        costs milliseconds of Python and a trip through numpy per utterance."""
+        fe = self.feature_extractor
+        window = torch.hann_window(fe.n_fft, device=wave.device)
+        stft = torch.stft(wave, fe.n_fft, fe.hop_length, window=window, return_complex=True)
+        power = stft[..., :-1].abs() ** 2
+        log = torch.clamp(self.mel_filters.T @ power, min=1e-10).log10()
+        log = torch.maximum(log, log.max() - 8.0)
+        return (log + 4.0) / 4.0
+
     def features(self, audio: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Log-mel of each utterance on its own (no shared normalisation, no padding to
-        30 s), zero-padded to the longest: (batch, mels, frames) and mel frame counts."""
-        limit = self.max_frames * 2
-        mels = []
-        for wave in audio:
-            wave = wave[: limit * MEL_HOP]
-            frames = max(1, len(wave) // MEL_HOP)
-            padded = np.zeros(max(len(wave), MEL_HOP), np.float32)
-            padded[: len(wave)] = wave
-            mel = self.feature_extractor(
-                padded, sampling_rate=16_000, padding="longest", return_tensors="np"
-            ).input_features[0][:, :frames]
-            mels.append(mel)
-        lengths = torch.tensor([m.shape[1] for m in mels])
-        out = torch.zeros(len(mels), mels[0].shape[0], int(lengths.max()))
-        for i, m in enumerate(mels):
-            out[i, :, : m.shape[1]] = torch.from_numpy(m)
+        """Log-mel of each utterance (not padded to 30 s), zero-padded to the longest:
+        (batch, mels, frames) and mel frame counts."""
+        if not hasattr(self, "mel_filters"):
+            filters = torch.from_numpy(np.asarray(self.feature_extractor.mel_filters))
+            self.register_buffer("mel_filters", filters.float(), persistent=False)
+        device = self.encoder.conv1.weight.device
+        self.mel_filters = self.mel_filters.to(device)
+        limit = self.max_frames * 2 * MEL_HOP
+        lengths = torch.tensor([max(1, min(len(w), limit) // MEL_HOP) for w in audio])
+        out = torch.zeros(len(audio), self.mel_filters.shape[1], int(lengths.max()),
+                          device=device)  # fmt: skip
+        for i, wave in enumerate(audio):
+            wave = np.asarray(wave[:limit], dtype=np.float32)
+            if len(wave) < 400:  # the STFT's reflect padding needs a few samples
+                wave = np.pad(wave, (0, 400 - len(wave)))
+            mel = self.log_mel(torch.from_numpy(wave).to(device))
+            out[i, :, : lengths[i]] = mel[:, : lengths[i]]
         return out, lengths
 
     def forward(self, audio: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,7 +137,8 @@ class HubertSpeechEncoder(nn.Module):
         return x
 
     def forward(self, audio: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        device = next(self.model.parameters()).device
+        weight = next(self.model.parameters())
+        device, dtype = weight.device, weight.dtype
         lengths = torch.tensor(
             [int(self.model._get_feat_extract_output_lengths(max(len(w), 400))) for w in audio]
         )
@@ -136,10 +149,10 @@ class HubertSpeechEncoder(nn.Module):
             sample_mask = torch.zeros(len(waves), width, dtype=torch.long)
             for i, w in enumerate(waves):
                 batch[i, : len(w)], sample_mask[i, : len(w)] = w, 1
-            out = self.model(batch.to(device), attention_mask=sample_mask.to(device))
+            out = self.model(batch.to(device, dtype), attention_mask=sample_mask.to(device))
             x = out.last_hidden_state[:, : int(lengths.max())]
         else:
-            rows = [self.model(w[None].to(device)).last_hidden_state[0] for w in waves]
+            rows = [self.model(w[None].to(device, dtype)).last_hidden_state[0] for w in waves]
             x = nn.utils.rnn.pad_sequence(rows, batch_first=True)
         mask = _mask(lengths, x.shape[1]).to(device)
         return x * mask[..., None], lengths
