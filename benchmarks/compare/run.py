@@ -1,0 +1,264 @@
+"""The paper's comparison on real speech, one command: end-to-end Whisper (zero-shot, LoRA,
+full) against Speech-LLMs (one Whisper encoder; two parallel encoders fused by concat and by
+gated bi-directional cross-attention + concat), all trained, decoded and scored by sbasr's
+own commands on the same split.
+
+    python benchmarks/compare/run.py --sounds ROOT            # a few hours on a 2-core CPU
+    python benchmarks/compare/run.py --sounds ROOT --quick    # minutes
+
+ROOT holds the unpacked Asterisk prompt packages (see benchmarks/asterisk.py): English,
+Spanish, French and Russian, split by key into train, dev and held-out test, the same for
+every system. `--data DIR` uses a prepared DIR/{train,dev,test}.jsonl instead. Writes
+results.md (the table), results.json and results.png into --out (default: beside this file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+LANGUAGES = ("en", "es", "fr", "ru")
+
+
+@dataclass
+class Sizes:
+    """How much data and training: the full run, or --quick."""
+
+    train: int  # prompts per language
+    dev: int
+    test: int
+    whisper_steps: int
+    stage1_steps: int
+    stage2_steps: int
+    eval_steps: int
+
+
+FULL = Sizes(train=100, dev=10, test=30, whisper_steps=40, stage1_steps=200, stage2_steps=120,
+             eval_steps=40)  # fmt: skip
+QUICK = Sizes(train=6, dev=2, test=3, whisper_steps=2, stage1_steps=2, stage2_steps=2,
+              eval_steps=2)  # fmt: skip
+
+
+@dataclass
+class Result:
+    system: str
+    family: str
+    rates: dict[str, float] = field(default_factory=dict)  # language -> error rate
+    pooled: float = 0.0
+    train_seconds: float = 0.0
+    rtf: float = 0.0
+
+
+def prepare(sounds: Path, out: Path, sizes: Sizes) -> dict[str, Path]:
+    """Split each language's prompts by key: every 5th held out for test, every 10th of the
+    rest for dev, the rest for training; then cut each part to the sizes asked."""
+    from asterisk import prompts
+
+    from sbasr.data import _probe
+
+    parts: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
+    for lang in LANGUAGES:
+        rows = prompts(sounds, lang)
+        if not rows:
+            raise SystemExit(f"{sounds}: no {lang} Asterisk prompts (see benchmarks/asterisk.py)")
+        test = [r for i, r in enumerate(rows) if i % 5 == 0]
+        rest = [r for i, r in enumerate(rows) if i % 5 != 0]
+        dev = [r for i, r in enumerate(rest) if i % 10 == 0]
+        train = [r for i, r in enumerate(rest) if i % 10 != 0]
+        for name, part, n in (("train", train, sizes.train), ("dev", dev, sizes.dev),
+                              ("test", test, sizes.test)):  # fmt: skip
+            step = max(1, len(part) // n)
+            for key, wav, text in part[::step][:n]:
+                row = {"id": f"{lang}-{key.replace('/', '_')}", "audio": str(wav),
+                       "text": text, "language": lang}  # fmt: skip
+                if name == "test":  # one oracle segment per file: hypotheses keyed by id
+                    row.update(start=0.0, end=round(_probe(str(wav)) or 0.0, 3))
+                parts[name].append(row)
+    return write_parts(parts, out)
+
+
+def write_parts(parts: dict[str, list[dict]], out: Path) -> dict[str, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, rows in parts.items():
+        paths[name] = out / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    counts = {name: len(rows) for name, rows in parts.items()}
+    print(f"data: {counts['train']} train, {counts['dev']} dev, {counts['test']} test "
+          f"utterances over {', '.join(LANGUAGES)}", flush=True)  # fmt: skip
+    return paths
+
+
+def sbasr(*args: str) -> subprocess.CompletedProcess[str]:
+    run = subprocess.run([sys.executable, "-m", "sbasr", *args], capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit(f"sbasr {' '.join(args[:3])} ... failed:\n{run.stderr[-3000:]}")
+    return run
+
+
+def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
+    """(name, family, finetune arguments or None for zero-shot)."""
+    w = args.whisper
+    common = ["--learning-rate", "5e-4", "--warmup-steps", "10", "--eval-steps",
+              str(sizes.eval_steps), "--seed", "0"]  # fmt: skip
+    whisper = [*common, "--arch", "whisper", "--model", w, "--max-steps",
+               str(sizes.whisper_steps), "--batch-size", "4"]  # fmt: skip
+    slm = ["--arch", "speechllm", "--model", w, "--llm", args.llm, "--stages", "1,2",
+           "--warmup-steps", "20", "--batch-seconds", "30", "--average-best", "3",
+           "--eval-steps", str(sizes.eval_steps), "--seed", "0"]  # fmt: skip
+    dual = ["--encoder2", args.encoder2]
+    return [
+        (f"Whisper {w}, zero-shot", "end-to-end", None),
+        (f"Whisper {w} + LoRA", "end-to-end", [*whisper, "--method", "lora"]),
+        (f"Whisper {w}, full fine-tuning", "end-to-end",
+         [*whisper, "--method", "full", "--learning-rate", "1e-5"]),
+        ("Speech-LLM, Whisper encoder", "Speech-LLM", slm),
+        ("Speech-LLM, two encoders, concat", "Speech-LLM", [*slm, *dual, "--fusion", "concat"]),
+        ("Speech-LLM, two encoders, gated-bi-cross-concat", "Speech-LLM",
+         [*slm, *dual, "--fusion", "gated-bi-cross-concat"]),
+    ]  # fmt: skip
+
+
+def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
+    """Speech-LLM runs train stage 1 and stage 2 with their own step counts and rates."""
+    if "speechllm" not in cmd:
+        return [cmd]
+    base = [c for c in cmd if c != "--stages" and c != "1,2"]
+    return [[*base, "--stage", "1", "--max-steps", str(sizes.stage1_steps),
+             "--learning-rate", "5e-4"],
+            [*base, "--stage", "2", "--max-steps", str(sizes.stage2_steps),
+             "--learning-rate", "2e-4"]]  # fmt: skip
+
+
+def run_system(name: str, family: str, cmd: list[str] | None, data: dict[str, Path],
+               work: Path, sizes: Sizes, args) -> Result:  # fmt: skip
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    model, engine, seconds = args.whisper, "whisper", 0.0
+    if cmd is not None:
+        out = work / slug
+        start = time.perf_counter()
+        for step in stage_steps(cmd, sizes):
+            sbasr("finetune", "--train", str(data["train"]), "--dev", str(data["dev"]),
+                  "-o", str(out), *step)  # fmt: skip
+        seconds = time.perf_counter() - start
+        model = str(out)
+        engine = "speechllm" if "speechllm" in cmd else "whisper"
+    hyp_dir = work / f"hyp-{slug}"
+    decode = ["--beam-size", "1"] if engine == "whisper" else []  # greedy for both families
+    run = sbasr("transcribe", str(data["test"]), "--engine", engine, "--model", model,
+                "-f", "keyed", "-o", str(hyp_dir), *decode)  # fmt: skip
+    rtf = re.search(r"real-time factor ([0-9.]+)", run.stderr)
+    hyp = work / f"hyp-{slug}.txt"
+    hyp.write_text("".join(p.read_text() for p in sorted(hyp_dir.glob("*.keyed"))))
+    report = json.loads(sbasr("score", str(hyp), str(data["test"]), "--json").stdout)
+    result = Result(name, family, train_seconds=seconds, rtf=float(rtf.group(1)) if rtf else 0.0)
+    result.pooled = report["pooled"]["rate"]
+    result.rates = {row["language"]: row["rate"] for row in report["languages"]}
+    print(f"  {name}: pooled {100 * result.pooled:.2f}% "
+          + " ".join(f"{k} {100 * v:.1f}%" for k, v in result.rates.items())
+          + f"; trained {seconds / 60:.1f} min, RTF {result.rtf:.3f}", flush=True)  # fmt: skip
+    return result
+
+
+def table(results: list[Result], meta: dict) -> str:
+    head = "| system | family | " + " | ".join(LANGUAGES) + " | pooled CER/WER | training | RTF |"
+    lines = [head, "|" + "---|" * (len(LANGUAGES) + 5)]
+    for r in results:
+        rates = " | ".join(f"{100 * r.rates[lang]:.2f}%" if lang in r.rates else "-"
+                           for lang in LANGUAGES)  # fmt: skip
+        train = f"{r.train_seconds / 60:.1f} min" if r.train_seconds else "-"
+        lines.append(f"| {r.system} | {r.family} | {rates} | **{100 * r.pooled:.2f}%** | "
+                     f"{train} | {r.rtf:.3f} |")  # fmt: skip
+    notes = (f"\n{meta['data']}. Error rates are WER (MLC-SLM normalisation, `sbasr score`), "
+             f"pooled over all test utterances. Training on {meta['device']}; RTF is "
+             "`sbasr transcribe`'s real-time factor on the test set (greedy decoding, "
+             "the model load included). Run: " + meta["command"] + "\n")  # fmt: skip
+    return "\n".join(lines) + "\n" + notes
+
+
+def chart(results: list[Result], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    groups = [*LANGUAGES, "pooled"]
+    x = np.arange(len(groups))
+    width = 0.8 / len(results)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for i, r in enumerate(results):
+        values = [100 * r.rates.get(g, 0.0) for g in LANGUAGES] + [100 * r.pooled]
+        hatch = "" if r.family == "end-to-end" else "//"
+        ax.bar(x + i * width - 0.4 + width / 2, values, width, label=r.system, hatch=hatch)
+    ax.set_xticks(x, groups)
+    ax.set_ylabel("WER (%)")
+    ax.set_title("Held-out WER on Asterisk prompts: end-to-end Whisper vs Speech-LLM")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sounds", type=Path, default=Path("/"))
+    parser.add_argument("--data", type=Path, help="prepared train/dev/test.jsonl instead")
+    parser.add_argument("--quick", action="store_true", help="a small version in minutes")
+    parser.add_argument("--out", type=Path, default=HERE, help="where the results go")
+    parser.add_argument("--work", type=Path, help="models and transcripts (default: temp)")
+    parser.add_argument("--whisper", default="base", help="the Whisper model of every system")
+    parser.add_argument(
+        "--encoder2",
+        default="tiny.en",
+        help="the second encoder (offline stand-in for mHuBERT-147)",
+    )
+    parser.add_argument("--llm", default="smollm2")
+    parser.add_argument("--only", help="run only systems whose name contains this")
+    args = parser.parse_args()
+    sizes = QUICK if args.quick else FULL
+    work = args.work or Path(tempfile.mkdtemp(prefix="sbasr-compare-"))
+    if args.data:
+        data = {name: args.data / f"{name}.jsonl" for name in ("train", "dev", "test")}
+    else:
+        data = prepare(args.sounds, work / "data", sizes)
+    import torch
+
+    device = (torch.cuda.get_device_name() if torch.cuda.is_available()
+              else f"a {torch.get_num_threads()}-thread CPU")  # fmt: skip
+    results = []
+    for name, family, cmd in systems(args, sizes):
+        if args.only and args.only not in name:
+            continue
+        results.append(run_system(name, family, cmd, data, work, sizes, args))
+    counts = {n: sum(1 for _ in data[n].open()) for n in ("train", "dev", "test")}
+    meta = {"data": f"{counts['train']} train, {counts['dev']} dev and {counts['test']} "
+                    f"held-out utterances ({', '.join(LANGUAGES)})",
+            "device": device, "sizes": asdict(sizes),
+            "command": "`python benchmarks/compare/run.py" + (" --quick" if args.quick else "")
+                       + "`"}  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.md").write_text(table(results, meta))
+    (args.out / "results.json").write_text(
+        json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
+    )
+    chart(results, args.out / "results.png")
+    print(table(results, meta))
+    best = {fam: min((r for r in results if r.family == fam), key=lambda r: r.pooled)
+            for fam in {r.family for r in results}}  # fmt: skip
+    for fam, r in sorted(best.items()):
+        print(f"best {fam}: {r.system}, pooled {100 * r.pooled:.2f}%")
+
+
+if __name__ == "__main__":
+    main()

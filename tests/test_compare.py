@@ -1,0 +1,60 @@
+"""benchmarks/compare/run.py --quick: every system trained, decoded and scored by sbasr's
+own commands, and the table, JSON and chart written. Tiny random models and espeak-ng
+speech in the four languages stand in for Whisper base, SmolLM2 and the Asterisk prompts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import soundfile as sf
+from test_finetune import needs_espeak, tiny_model  # noqa: F401  (fixtures)
+from test_speechllm import parts  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[1]
+SAY = {
+    "en": ("en-us", ["thank you for calling", "please hold", "goodbye"]),
+    "es": ("es", ["gracias por llamar", "por favor espere", "adiós"]),
+    "fr": ("fr-fr", ["merci de votre appel", "veuillez patienter", "au revoir"]),
+    "ru": ("ru", ["спасибо за звонок", "пожалуйста подождите", "до свидания"]),
+}
+
+
+@needs_espeak
+def test_quick_comparison_runs_every_system(tmp_path, parts):  # noqa: F811
+    from test_transcribe import speak
+
+    rows = {"train": [], "dev": [], "test": []}
+    for lang, (voice, sentences) in SAY.items():
+        for i, text in enumerate(sentences):
+            wav = tmp_path / f"{lang}{i}.wav"
+            audio = speak(text, voice)
+            sf.write(wav, audio, 16_000)
+            row = {"id": f"{lang}-{i}", "audio": str(wav), "text": text, "language": lang}
+            rows["train"].append(row)
+            if i == 0:
+                rows["dev"].append(row)
+            if i == 2:
+                rows["test"].append({**row, "start": 0.0, "end": len(audio) / 16_000})
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, part in rows.items():
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    out = tmp_path / "out"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks/compare/run.py"), "--quick", "--data", str(data),
+         "--whisper", parts["whisper"], "--encoder2", parts["hubert-layer"], "--llm",
+         parts["llm"], "--out", str(out), "--work", str(tmp_path / "work")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
+    results = json.loads((out / "results.json").read_text())["results"]
+    assert [r["family"] for r in results] == ["end-to-end"] * 3 + ["Speech-LLM"] * 3
+    for r in results:
+        assert set(r["rates"]) == set(SAY) and r["pooled"] >= 0 and r["rtf"] > 0
+        assert (r["train_seconds"] > 0) == ("zero-shot" not in r["system"])
+    table = (out / "results.md").read_text()
+    assert table.count("\n| ") == 6 and "gated-bi-cross-concat" in table
+    assert (out / "results.png").stat().st_size > 10_000
