@@ -313,6 +313,24 @@ def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):  # noqa
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
+@needs_espeak
+def test_torchrun_trains_with_two_processes(parts, corpus, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    run = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "sbasr",
+         "finetune", "--arch", "speechllm", "--train", str(corpus / "train.jsonl"),
+         "-o", str(out), "-m", parts["whisper"], "--llm", parts["llm"], "--max-steps", "2",
+         "--warmup-steps", "1", "--batch-seconds", "2"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads((out / "stage2" / "sbasr-finetune.json").read_text())["world_size"] == 2
+    assert (out / "sbasr-speechllm.json").is_file()
+
+
 def test_engine_errors_are_clear(tmp_path):
     run = run_cli("transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm")
     assert run.returncode == 2

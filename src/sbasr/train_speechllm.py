@@ -10,9 +10,10 @@ OUT/stageN (checkpoints, logs); the final model is written to OUT itself, which
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -195,6 +196,8 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
             model.set_stage(stage)
             continue
         _train_stage(model, stage, stage_dir, train, dev, opts, echo, callbacks)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, the first process writes
+        return out
     model.save(out)
     plot = out / f"stage{stages[-1]}" / "training.png"
     if plot.is_file():
@@ -238,7 +241,7 @@ def _train_stage(
     model.set_stage(stage)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     echo(f"stage {stage}: training {trained / 1e6:.2f} M parameters")
-    stage_opts = _replace(opts, output_dir=str(stage_dir))
+    stage_opts = replace(opts, output_dir=str(stage_dir))
     if opts.average_best > 1:
         stage_opts.save_total_limit = None  # every checkpoint kept until the N best are known
     args = training_arguments(stage_opts, METRIC, bool(dev))
@@ -284,9 +287,3 @@ def _best_checkpoints(history: list[dict], stage_dir: Path, n: int) -> list[Path
         if len(out) == n:
             break
     return out
-
-
-def _replace(opts: SpeechLLMOptions, **changes: object) -> SpeechLLMOptions:
-    from dataclasses import replace
-
-    return replace(opts, **changes)
