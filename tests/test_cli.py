@@ -25,11 +25,16 @@ def test_help_and_version():
     assert f'\nversion = "{sbasr.__version__}"\n' in pyproject
 
 
-def test_speechllm_says_it_is_not_there_yet_and_exits_2(tmp_path):
-    out = run_cli("finetune", "--arch", "speechllm", "--train", str(tmp_path), "-o", str(tmp_path))
-    assert out.returncode == 2 and "not implemented yet" in out.stderr
+def test_speechllm_bad_input_gets_one_line_errors(tmp_path):
+    missing = tmp_path / "nope.jsonl"
+    out = run_cli("finetune", "--arch", "speechllm", "--train", str(missing), "-o", str(tmp_path))
+    assert out.returncode == 2 and str(missing) in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    out = run_cli("finetune", "--arch", "speechllm", "--train", str(missing), "-o",
+                  str(tmp_path), "--stages", "3")  # fmt: skip
+    assert out.returncode == 2 and "stages" in out.stderr
     out = run_cli("transcribe", str(ROOT / "README.md"), "--engine", "speechllm")
-    assert out.returncode == 2 and "not implemented yet" in out.stderr
+    assert out.returncode == 2 and "needs a trained model" in out.stderr
 
 
 def test_score_table_json_and_alignments(tmp_path):
