@@ -19,6 +19,7 @@ from torch import nn
 from .errors import SbasrError
 
 MEL_HOP = 160  # samples per Whisper log-mel frame at 16 kHz
+_WIDTH_STEP = 200  # mel frames: 2 s
 
 
 class WhisperSpeechEncoder(nn.Module):
@@ -65,8 +66,11 @@ class WhisperSpeechEncoder(nn.Module):
         self.mel_filters = self.mel_filters.to(device)
         limit = self.max_frames * 2 * MEL_HOP
         lengths = torch.tensor([max(1, min(len(w), limit) // MEL_HOP) for w in audio])
-        out = torch.zeros(len(audio), self.mel_filters.shape[1], int(lengths.max()),
-                          device=device)  # fmt: skip
+        # Widths in steps of 2 s: cuDNN plans a convolution per input shape, which on a GPU
+        # cost more than the encoder itself when every batch had a new width. The extra
+        # frames are zeros and masked, so no utterance's output changes.
+        width = min(-(-int(lengths.max()) // _WIDTH_STEP) * _WIDTH_STEP, limit // MEL_HOP)
+        out = torch.zeros(len(audio), self.mel_filters.shape[1], width, device=device)
         for i, wave in enumerate(audio):
             wave = np.asarray(wave[:limit], dtype=np.float32)
             if len(wave) < 400:  # the STFT's reflect padding needs a few samples
