@@ -247,3 +247,24 @@ def test_any_format_rate_and_channel_count_decodes(tmp_path, fmt, rate, channels
     assert all(
         ch.dtype == np.float32 and len(ch) == len(mixed.channels[0]) for ch in split.channels
     )
+
+
+def test_same_named_files_get_distinct_ids_and_outputs(tmp_path):
+    from sbasr.batch import output_path
+    from sbasr.inputs import expand_inputs
+    from sbasr.writers import writers_for
+
+    rows = []
+    for lang in ("en", "fr"):
+        wav = tmp_path / lang / "activated.wav"
+        wav.parent.mkdir()
+        sf.write(wav, np.zeros(SR, np.float32), SR)
+        rows.append({"id": f"{lang}-activated", "audio": str(wav), "start": 0.0, "end": 1.0})
+    manifest = tmp_path / "test.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recordings, problems = expand_inputs([manifest])
+    assert not problems and [r.id for r in recordings] == ["en-activated", "fr-activated"]
+    (writer,) = writers_for("keyed")
+    outs = {output_path(r, writer, tmp_path / "out") for r in recordings}
+    assert len(outs) == 2
+    assert [s.id for r in recordings for s in r.spans] == ["en-activated", "fr-activated"]

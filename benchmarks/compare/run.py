@@ -68,7 +68,8 @@ def prepare(sounds: Path, out: Path, sizes: Sizes) -> dict[str, Path]:
 
     parts: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
     for lang in LANGUAGES:
-        rows = prompts(sounds, lang)
+        # silence/N are N seconds of silence, with "N seconds of silence" as their text
+        rows = [r for r in prompts(sounds, lang) if not r[0].startswith("silence/")]
         if not rows:
             raise SystemExit(f"{sounds}: no {lang} Asterisk prompts (see benchmarks/asterisk.py)")
         test = [r for i, r in enumerate(rows) if i % 5 == 0]

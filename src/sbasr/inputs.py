@@ -5,7 +5,7 @@ Lines: sbasr's `id, audio, start, end, speaker, channel, language`, or NeMo's
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .errors import SbasrError
@@ -59,7 +59,28 @@ def expand_inputs(
                 raise SbasrError(f"{path}: no such file")
         except SbasrError as e:
             problems.append((str(path), str(e)))
-    return recordings, problems
+    return _unique_ids(recordings), problems
+
+
+def _unique_ids(recordings: list[Recording]) -> list[Recording]:
+    """Recordings of different files never share an id (their outputs would overwrite
+    each other in one --output-dir): clashing ones are named by as many of their parent
+    directories as it takes, e.g. en/activated.wav and fr/activated.wav -> en-activated,
+    fr-activated."""
+    by_id: dict[str, set[str]] = {}
+    for rec in recordings:
+        by_id.setdefault(rec.id, set()).add(rec.path)
+    renamed: dict[tuple[str, str], str] = {}
+    for rid, paths in by_id.items():
+        if len(paths) < 2:
+            continue
+        parts = {p: Path(p).with_suffix("").parts for p in paths}
+        for depth in range(2, max(len(v) for v in parts.values()) + 1):
+            names = {p: "-".join(v[-depth:]).lstrip("/-") for p, v in parts.items()}
+            if len(set(names.values())) == len(names):
+                break
+        renamed.update({(rid, p): name for p, name in names.items()})
+    return [replace(r, id=renamed.get((r.id, r.path), r.id)) for r in recordings]
 
 
 def _audio_file(path: Path, rid: str, source: str, oracle: bool) -> Recording:
