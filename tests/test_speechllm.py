@@ -340,3 +340,13 @@ def test_engine_errors_are_clear(tmp_path):
     run = run_cli("transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm", "-m",
                   str(tmp_path))  # fmt: skip
     assert run.returncode == 2 and "not a Speech-LLM model directory" in run.stderr
+
+
+@pytest.mark.parametrize("projector", PROJECTORS)
+def test_speech_embeddings_start_at_the_scale_of_token_embeddings(parts, projector):
+    model = build(parts, projector=projector)
+    tokens = float(model.llm.get_input_embeddings().weight.std())
+    with torch.no_grad():
+        speech, lengths = model.encode(waves(2.0, 3.0))
+    real = torch.cat([speech[i, :n] for i, n in enumerate(lengths)])
+    assert 0.3 < float(real.std()) / tokens < 3.0

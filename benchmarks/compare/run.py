@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -43,7 +42,7 @@ class Sizes:
     eval_steps: int
 
 
-FULL = Sizes(train=100, dev=10, test=30, whisper_steps=40, stage1_steps=160, stage2_steps=100,
+FULL = Sizes(train=100, dev=10, test=30, whisper_steps=40, stage1_steps=120, stage2_steps=80,
              eval_steps=40)  # fmt: skip
 QUICK = Sizes(train=6, dev=2, test=3, whisper_steps=2, stage1_steps=2, stage2_steps=2,
               eval_steps=2)  # fmt: skip
@@ -143,15 +142,30 @@ def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
 
 def run_system(name: str, family: str, cmd: list[str] | None, data: dict[str, Path],
                work: Path, sizes: Sizes, args) -> Result:  # fmt: skip
+    """Train (unless a finished model is there), transcribe and score one system. Each
+    finished result is kept in the work directory, so an interrupted comparison run again
+    with the same --work goes on where it stopped."""
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    done = work / f"result-{slug}.json"
+    if done.is_file():
+        result = Result(**json.loads(done.read_text()))
+        print(f"  {name}: done before, pooled {100 * result.pooled:.2f}%", flush=True)
+        return result
     model, engine, seconds = args.whisper, "whisper", 0.0
     if cmd is not None:
         out = work / slug
-        start = time.perf_counter()
-        for step in stage_steps(cmd, sizes):
-            sbasr("finetune", "--train", str(data["train"]), "--dev", str(data["dev"]),
-                  "-o", str(out), *step)  # fmt: skip
-        seconds = time.perf_counter() - start
+        for i, step in enumerate(stage_steps(cmd, sizes), 1):
+            finished = out / ("ct2/model.bin" if "speechllm" not in step else
+                              f"stage{i}/sbasr-speechllm.json")  # fmt: skip
+            if not finished.is_file():
+                sbasr("finetune", "--train", str(data["train"]), "--dev", str(data["dev"]),
+                      "-o", str(out), *step)  # fmt: skip
+        # the Trainer's own run time: model loading and the export are not training
+        states = [out / "trainer_state.json", *sorted(out.glob("stage*/trainer_state.json"))]
+        for state in states:
+            if state.is_file():
+                history = json.loads(state.read_text())["log_history"]
+                seconds += sum(h.get("train_runtime", 0.0) for h in history)
         model = str(out)
         engine = "speechllm" if "speechllm" in cmd else "whisper"
     hyp_dir = work / f"hyp-{slug}"
@@ -167,6 +181,7 @@ def run_system(name: str, family: str, cmd: list[str] | None, data: dict[str, Pa
     result = Result(name, family, train_seconds=seconds, rtf=float(rtf.group(1)) if rtf else 0.0)
     result.pooled = report["pooled"]["rate"]
     result.rates = {row["language"]: row["rate"] for row in report["languages"]}
+    done.write_text(json.dumps(asdict(result)))
     print(f"  {name}: pooled {100 * result.pooled:.2f}% "
           + " ".join(f"{k} {100 * v:.1f}%" for k, v in result.rates.items())
           + f"; trained {seconds / 60:.1f} min, RTF {result.rtf:.3f}", flush=True)  # fmt: skip
@@ -233,6 +248,8 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="sbasr-compare-"))
     if args.data:
         data = {name: args.data / f"{name}.jsonl" for name in ("train", "dev", "test")}
+    elif (work / "data" / "test.jsonl").is_file():  # going on with an earlier run
+        data = {name: work / "data" / f"{name}.jsonl" for name in ("train", "dev", "test")}
     else:
         data = prepare(args.sounds, work / "data", sizes)
     import torch

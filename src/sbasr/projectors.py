@@ -95,6 +95,23 @@ def build_projector(kind: str, dim: int, llm_dim: int, k: int = 4) -> nn.Module:
     raise ValueError(f"unknown projector {kind!r}; use one of {', '.join(PROJECTORS)}")
 
 
+@torch.no_grad()
+def match_scale(projector: nn.Module, std: float, dim: int) -> None:
+    """Start the projector's outputs at the scale of the LLM's token embeddings (`std` per
+    element). Left at LayerNorm's unit scale they are ~7x larger than SmolLM2's tokens, and
+    a frozen LLM then takes many more steps to read them. Only the initial values change:
+    the conv projector's final LayerNorm gain, the others' last Linear layer."""
+    if isinstance(projector, ConvProjector):
+        projector.mlp[-1].weight.fill_(std)
+        return
+    last = projector.mlp[-1] if isinstance(projector, LinearProjector) else projector.out[-1]
+    generator = torch.Generator().manual_seed(0)
+    frames = torch.randn(4, 64, dim, generator=generator)
+    out, _ = projector(frames, torch.full((4,), 64))
+    last.weight.mul_(std / max(float(out.std()), 1e-6))
+    last.bias.mul_(std / max(float(out.std()), 1e-6))
+
+
 def _kept(lengths: torch.Tensor, k: int) -> torch.Tensor:
     """Frames kept once T mod k are dropped (at least k, so nothing comes out empty)."""
     return torch.clamp(lengths - lengths % k, min=k)

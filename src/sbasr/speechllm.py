@@ -24,7 +24,7 @@ from .fileio import write_atomic
 from .fusion import Fusion
 from .languages import name as language_name
 from .llm import DEFAULT_LLM, load_llm
-from .projectors import build_projector
+from .projectors import build_projector, match_scale
 
 CONFIG_NAME = "sbasr-speechllm.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -89,6 +89,8 @@ class SpeechLLM(nn.Module):
                                              config.downsample)  # fmt: skip
         except ValueError as e:
             raise SbasrError(str(e)) from None
+        embeddings = llm.get_input_embeddings().weight
+        match_scale(self.projector, float(embeddings.float().std()), dim)
         if config.train_encoder == "lora":
             from peft import LoraConfig, inject_adapter_in_model
 
