@@ -4,7 +4,9 @@
 finetune_bench.py splits them (396 train, 45 dev, 111 held-out). An untrained model
 (embedded Whisper base encoder, conv projector, SmolLM2-135M-Instruct) is scored on the
 held-out prompts, then `sbasr finetune --arch speechllm --stage 1` and `--stage 2` train
-it and each result is scored the same way, with `sbasr.transcribe` and `sbasr.score`.
+it and each result is scored the same way, decoded by the model in batches and scored
+by `sbasr.score`. With `--model DIR --test FILE` it trains nothing: a model trained
+elsewhere (benchmarks/compare) and its untrained twin are scored on FILE.
 
 `--part speed`: on the held-out prompts and a trained model (`--model`, or the one the
 acceptance part just trained), in one run:
@@ -13,6 +15,7 @@ acceptance part just trained), in one run:
   - both together: sbasr's way vs padded and one at a time, with their transcripts compared.
 
     python benchmarks/speechllm_bench.py --sounds ROOT [--part acceptance|speed|all]
+    python benchmarks/speechllm_bench.py --sounds ROOT --part all --model DIR --test FILE
 """
 
 from __future__ import annotations
@@ -44,17 +47,43 @@ def held_out_wer(model: str, test: Path, batch: int = 8) -> float:
     for i in range(0, len(rows), batch):
         chunk = rows[i : i + batch]
         audio = [load_audio(r["audio"]).channels[0] for r in chunk]
-        texts = slm.transcribe(audio, ["en"] * len(chunk), max_new_tokens=200)
+        texts = slm.transcribe(audio, [r.get("language", "en") for r in chunk], max_new_tokens=200)
         hyp.update({r["id"]: collapse_repetitions(t) for r, t in zip(chunk, texts)})
-    refs = {r["id"]: r["text"] for r in rows}
-    return sbasr.score(hyp, refs, language="en").pooled.rate
+    refs = sbasr.Transcripts(
+        "refs",
+        [r["id"] for r in rows],
+        [r["text"] for r in rows],
+        [r.get("language", "en") for r in rows],
+    )
+    return sbasr.score(hyp, refs).pooled.rate
+
+
+def untrained_like(model: str | None, work: Path) -> Path:
+    """A model as `model` is configured (or the defaults), with nothing trained."""
+    from sbasr.speechllm import CONFIG_NAME, SpeechLLM, SpeechLLMConfig
+
+    config = SpeechLLMConfig(encoder="base", llm="smollm2")
+    if model:
+        config = SpeechLLMConfig.from_dict(json.loads((Path(model) / CONFIG_NAME).read_text()))
+        config.llm_lora, config.stages_done = False, []
+    out = work / "untrained"
+    SpeechLLM.build(config).save(out)
+    return out
+
+
+def trained_vs_untrained(model: str, test: Path, work: Path) -> None:
+    """Held-out error of a model trained elsewhere (benchmarks/compare) against the same
+    model untrained, on that run's own held-out test set."""
+    before = held_out_wer(str(untrained_like(model, work)), test)
+    after = held_out_wer(model, test)
+    print(
+        f"| model | held-out CER/WER |\n|---|---|\n| untrained | {100 * before:.2f}% |\n"
+        f"| {model} | {100 * after:.2f}% |"
+    )
 
 
 def acceptance(data: dict[str, Path], work: Path, args) -> Path:
-    from sbasr.speechllm import SpeechLLM, SpeechLLMConfig
-
-    untrained = work / "untrained"
-    SpeechLLM.build(SpeechLLMConfig(encoder="base", llm="smollm2")).save(untrained)
+    untrained = untrained_like(None, work)
     rows = [("untrained (base encoder + SmolLM2)", held_out_wer(str(untrained), data["test"]),
              0.0, 0)]  # fmt: skip
     print(f"  untrained: held-out WER {100 * rows[0][1]:.2f}%", flush=True)
@@ -173,6 +202,12 @@ def main() -> None:
     parser.add_argument("--sounds", type=Path, default=Path("/"))
     parser.add_argument("--part", default="all", choices=("all", "acceptance", "speed"))
     parser.add_argument("--model", help="a trained Speech-LLM for --part speed")
+    parser.add_argument(
+        "--test",
+        type=Path,
+        help="with --model and --part acceptance: score it and its untrained "
+        "twin on this held-out manifest instead of training",
+    )
     parser.add_argument("--stage1-steps", type=int, default=300)
     parser.add_argument("--stage2-steps", type=int, default=200)
     parser.add_argument("--stage1-lr", type=float, default=5e-4)
@@ -187,7 +222,10 @@ def main() -> None:
     data = split(args.sounds, work)
     model = args.model
     if args.part in ("all", "acceptance"):
-        model = str(acceptance(data, work, args))
+        if args.model and args.test:
+            trained_vs_untrained(args.model, args.test, work)
+        else:
+            model = str(acceptance(data, work, args))
     if args.part in ("all", "speed"):
         if not model:
             parser.error("--part speed needs --model (a trained Speech-LLM directory)")
