@@ -219,11 +219,7 @@ class SpeechLLM(nn.Module):
 
     # the forward pass -------------------------------------------------------------------
 
-    @property
-    def device(self) -> torch.device:
-        return self.projector_device()
-
-    def projector_device(self) -> torch.device:
+    def _device(self) -> torch.device:
         return next(self.projector.parameters()).device
 
     def encode(self, audio: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -234,7 +230,7 @@ class SpeechLLM(nn.Module):
             if self.encoder2 is not None:
                 m, m_len = self.encoder2(audio)
                 m, w_len = align_frames(w, w_len.to(w.device), m, m_len.to(w.device))
-        device = self.projector_device()
+        device = self._device()
         dtype = next(self.projector.parameters()).dtype
         w_len = w_len.to(device)
         x = w.to(device, dtype)
