@@ -77,6 +77,10 @@ def acceptance(data: dict[str, Path], work: Path, args) -> None:
         print(f"  base {method}: held-out WER {100 * wer:.2f}% after {state['global_step']} steps "
               f"in {seconds / 60:.1f} min (best dev WER {100 * state['best_metric']:.2f}%)",
               flush=True)  # fmt: skip
+    print_table(rows)
+
+
+def print_table(rows: list[tuple[str, float, float, int]]) -> None:
     print("| system | held-out WER | training time | steps |\n|---|---|---|---|")
     for name, wer, seconds, steps in rows:
         print(f"| {name} | {100 * wer:.2f}% | {seconds / 60:.1f} min | {steps} |")

@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from finetune_bench import split
+from finetune_bench import print_table, split
 
 
 def held_out_wer(model: str, test: Path, batch: int = 8) -> float:
@@ -105,9 +105,7 @@ def acceptance(data: dict[str, Path], work: Path, args) -> Path:
         print(f"  stage {stage}: held-out WER {100 * wer:.2f}% after {state['global_step']} "
               f"steps in {seconds / 60:.1f} min (best dev loss {state['best_metric']:.3f})",
               flush=True)  # fmt: skip
-    print("| system | held-out WER | training time | steps |\n|---|---|---|---|")
-    for name, wer, seconds, steps in rows:
-        print(f"| {name} | {100 * wer:.2f}% | {seconds / 60:.1f} min | {steps} |")
+    print_table(rows)
     return out
 
 
