@@ -89,7 +89,7 @@ class SpeechLLM(nn.Module):
                                              config.downsample)  # fmt: skip
         except ValueError as e:
             raise SbasrError(str(e)) from None
-        embeddings = llm.get_input_embeddings().weight
+        embeddings = llm.get_input_embeddings().weight.detach()
         match_scale(self.projector, float(embeddings.float().std()), dim)
         if config.train_encoder == "lora":
             from peft import LoraConfig, inject_adapter_in_model
