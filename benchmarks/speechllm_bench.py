@@ -109,21 +109,30 @@ def acceptance(data: dict[str, Path], work: Path, args) -> Path:
     return out
 
 
-class PaddedWhisper:
+def padded_whisper(enc):
     """The usual way: every utterance padded to 30 s, Whisper's encoder run on all of it,
     and the frames of the real audio kept."""
+    from torch import nn
 
-    def __init__(self, enc) -> None:
-        self.enc, self.dim, self.kind = enc, enc.dim, "whisper"
+    class PaddedWhisper(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.enc, self.dim, self.kind = enc, enc.dim, "whisper"
 
-    def __call__(self, audio):
-        import torch
+        def forward(self, audio):
+            return _padded(self.enc, audio)
 
-        fe = self.enc.feature_extractor
-        feats = fe(audio, sampling_rate=16_000, return_tensors="pt").input_features
-        out = self.enc.encoder(feats).last_hidden_state
-        lengths = torch.tensor([min(1500, (len(a) // 160 + 1) // 2) for a in audio])
-        return out, lengths
+    return PaddedWhisper()
+
+
+def _padded(enc, audio):
+    import torch
+
+    fe = enc.feature_extractor
+    feats = fe(audio, sampling_rate=16_000, return_tensors="pt").input_features
+    out = enc.encoder(feats).last_hidden_state
+    lengths = torch.tensor([min(1500, (len(a) // 160 + 1) // 2) for a in audio])
+    return out, lengths
 
 
 def speed(model_dir: str, test: Path, args) -> None:
@@ -152,7 +161,7 @@ def speed(model_dir: str, test: Path, args) -> None:
 
     with torch.inference_mode():
         true_enc = model.encoder
-        padded_enc = PaddedWhisper(true_enc)
+        padded_enc = padded_whisper(true_enc)
         chunks = [audio[i : i + batch] for i in range(0, len(audio), batch)]
         t_true, _ = timed(lambda: [true_enc(c) for c in chunks])
         t_pad, _ = timed(lambda: [padded_enc(c) for c in chunks])
