@@ -85,11 +85,11 @@ class WhisperSpeechEncoder(nn.Module):
         device = enc.conv1.weight.device
         feats, mel_lengths = self.features(audio)
         feats = feats.to(device, enc.conv1.weight.dtype)
-        mel_mask = _mask(mel_lengths, feats.shape[-1]).to(device)
+        mel_mask = frame_mask(mel_lengths, feats.shape[-1]).to(device)
         x = nn.functional.gelu(enc.conv1(feats)) * mel_mask[:, None, :]
         x = nn.functional.gelu(enc.conv2(x)).transpose(1, 2)  # stride 2: 50 frames/s
         lengths = (mel_lengths + 1) // 2
-        mask = _mask(lengths, x.shape[1]).to(device)
+        mask = frame_mask(lengths, x.shape[1]).to(device)
         x = x + enc.embed_positions.weight[: x.shape[1]]
         x = nn.functional.dropout(x, p=enc.dropout, training=self.training)
         bias = _attention_bias(mask, x.dtype)
@@ -158,7 +158,7 @@ class HubertSpeechEncoder(nn.Module):
         else:
             rows = [self.model(w[None].to(device, dtype)).last_hidden_state[0] for w in waves]
             x = nn.utils.rnn.pad_sequence(rows, batch_first=True)
-        mask = _mask(lengths, x.shape[1]).to(device)
+        mask = frame_mask(lengths, x.shape[1]).to(device)
         return x * mask[..., None], lengths
 
 
@@ -200,9 +200,9 @@ def align_frames(
     return out, torch.tensor(lengths, device=x_len.device)
 
 
-def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    """True on real frames."""
-    return torch.arange(width)[None, :] < lengths.cpu()[:, None]
+def frame_mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
+    """(batch, width), True on each utterance's real frames; on `lengths`' device."""
+    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]
 
 
 def _attention_bias(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:

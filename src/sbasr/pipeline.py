@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, Audio, load_audio
+from .audio import Audio, load_audio
 from .engines import Decoded, DecodeOptions, Engine, Word, load_engine
 from .errors import SbasrError
 from .inputs import Recording, expand_inputs
@@ -121,10 +121,10 @@ def _channel_segments(
         elif span.language:  # an oracle segment's own language
             lang = _code(span.language)
         elif options.language_per_segment:
-            lang = engine.detect_language(_cut(audio, span))[0]
+            lang = engine.detect_language(span.samples(audio))[0]
         else:  # one language for the recording, detected once on its longest span
             if detected is None:
-                detected = engine.detect_language(_cut(audio, _longest(spans)))[0]
+                detected = engine.detect_language(_longest(spans).samples(audio))[0]
             lang = detected
         by_lang.setdefault(lang, []).append(i)
     groups = list(by_lang.items())
@@ -190,10 +190,6 @@ def _segment_id(recording: str, span: Span, start: float, end: float) -> str:
 def _code(language: str | None) -> str | None:
     """Manifests say "English" or "en"; engines want the code."""
     return (to_code(language) or language) if language else None
-
-
-def _cut(audio: np.ndarray, span: Span) -> np.ndarray:
-    return audio[int(span.start * SAMPLE_RATE) : int(span.end * SAMPLE_RATE)]
 
 
 def _longest(spans: list[Span]) -> Span:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .encoders import frame_mask
+
 PROJECTORS = ("conv", "linear", "qformer")
 
 
@@ -29,7 +31,7 @@ class ConvProjector(nn.Module):
         lengths = _kept(lengths, self.k)
         width = max(int(lengths.max()), self.k)
         x = _fit(x, width)
-        mask = _mask(lengths, x.shape[1])[:, None, :]  # (B, 1, T)
+        mask = frame_mask(lengths, x.shape[1])[:, None, :]  # (B, 1, T)
         h = x.transpose(1, 2) * mask
         h = nn.functional.gelu(self.conv1(h)) * mask
         h = self.conv2(h).transpose(1, 2)
@@ -77,7 +79,7 @@ class QFormerProjector(nn.Module):
         n_win = -(-t // self.window)
         x = nn.functional.pad(x, (0, 0, 0, n_win * self.window - t))
         windows = self.inp(x).reshape(b * n_win, self.window, -1)
-        pad = ~_mask(lengths, n_win * self.window).reshape(b * n_win, self.window)
+        pad = ~frame_mask(lengths, n_win * self.window).reshape(b * n_win, self.window)
         pad[pad.all(dim=1)] = False  # windows past an utterance's end: discarded below
         query = self.query[None].expand(b * n_win, -1, -1)
         h = self.decoder(query, windows, memory_key_padding_mask=pad.to(x.device))
@@ -122,7 +124,3 @@ def _fit(x: torch.Tensor, width: int) -> torch.Tensor:
     if x.shape[1] >= width:
         return x[:, :width]
     return nn.functional.pad(x, (0, 0, 0, width - x.shape[1]))
-
-
-def _mask(lengths: torch.Tensor, width: int) -> torch.Tensor:
-    return torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]

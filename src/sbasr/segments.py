@@ -31,6 +31,10 @@ class Span:
     def duration(self) -> float:
         return self.end - self.start
 
+    def samples(self, audio: np.ndarray) -> np.ndarray:
+        """This span's stretch of `audio` (one channel, 16 kHz)."""
+        return audio[int(self.start * SAMPLE_RATE) : int(self.end * SAMPLE_RATE)]
+
 
 def vad_spans(
     audio: np.ndarray, channel: int = 0, speaker: str | None = None, max_gap: float = 1.0

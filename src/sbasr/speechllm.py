@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .encoders import align_frames, load_encoder
+from .encoders import align_frames, frame_mask, load_encoder
 from .errors import SbasrError
 from .fileio import write_atomic
 from .fusion import Fusion
@@ -235,8 +235,7 @@ class SpeechLLM(nn.Module):
         w_len = w_len.to(device)
         x = w.to(device, dtype)
         if self.fusion is not None:
-            mask = torch.arange(x.shape[1], device=device)[None, :] < w_len[:, None]
-            x = self.fusion(x, m.to(device, dtype), mask)
+            x = self.fusion(x, m.to(device, dtype), frame_mask(w_len, x.shape[1]))
         return self.projector(x, w_len)
 
     def prompt_ids(self, language: str | None) -> list[int]:

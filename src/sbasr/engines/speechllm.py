@@ -87,7 +87,7 @@ class SpeechLLMEngine:
 
 
 def _cut(audio: np.ndarray, span: Span) -> np.ndarray:
-    clip = audio[int(span.start * SAMPLE_RATE) : int(span.end * SAMPLE_RATE)]
+    clip = span.samples(audio)
     return clip if len(clip) else np.zeros(SAMPLE_RATE // 10, np.float32)
 
 
