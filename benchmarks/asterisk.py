@@ -10,8 +10,12 @@ import gzip
 import re
 from pathlib import Path
 
-VOICES = {"en": "en_US_f_Allison", "es": "es_MX_f_Allison", "fr": "fr_CA_f_June",
-          "ru": "ru_RU_f_IvrvoiceRU"}  # fmt: skip
+VOICES = {
+    "en": "en_US_f_Allison",
+    "es": "es_MX_f_Allison",
+    "fr": "fr_CA_f_June",
+    "ru": "ru_RU_f_IvrvoiceRU",
+}
 
 
 def prompts(root: Path, lang: str) -> list[tuple[str, Path, str]]:

@@ -37,8 +37,10 @@ def split(root: Path, work: Path) -> dict[str, Path]:
     out = {}
     for name, part in (("train", train), ("dev", dev), ("test", held)):
         path = work / f"{name}.jsonl"
-        lines = [json.dumps({"id": k, "audio": str(w), "text": t, "language": "en"}) + "\n"
-                 for k, w, t in part]  # fmt: skip
+        lines = [
+            json.dumps({"id": k, "audio": str(w), "text": t, "language": "en"}) + "\n"
+            for k, w, t in part
+        ]
         path.write_text("".join(lines))
         out[name] = path
     print(f"asterisk en: {len(train)} train, {len(dev)} dev, {len(held)} held-out prompts")
@@ -62,21 +64,47 @@ def acceptance(data: dict[str, Path], work: Path, args) -> None:
     print(f"  zero-shot base: held-out WER {100 * rows[0][1]:.2f}%", flush=True)
     for method, lr in (("lora", args.lora_lr), ("full", args.full_lr)):
         out = work / method
-        cmd = [sys.executable, "-m", "sbasr", "finetune", "--model", "base", "--method", method,
-               "--train", str(data["train"]), "--dev", str(data["dev"]), "-o", str(out),
-               "--epochs", str(args.epochs), "--max-steps", str(args.max_steps),
-               "--batch-size", str(args.batch_size),
-               "--learning-rate", str(lr), "--warmup-steps", "10",
-               "--eval-steps", str(args.eval_steps), "--seed", "0"]  # fmt: skip
+        cmd = [
+            sys.executable,
+            "-m",
+            "sbasr",
+            "finetune",
+            "--model",
+            "base",
+            "--method",
+            method,
+            "--train",
+            str(data["train"]),
+            "--dev",
+            str(data["dev"]),
+            "-o",
+            str(out),
+            "--epochs",
+            str(args.epochs),
+            "--max-steps",
+            str(args.max_steps),
+            "--batch-size",
+            str(args.batch_size),
+            "--learning-rate",
+            str(lr),
+            "--warmup-steps",
+            "10",
+            "--eval-steps",
+            str(args.eval_steps),
+            "--seed",
+            "0",
+        ]
         start = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         state = json.loads((out / "trainer_state.json").read_text())
         wer = held_out_wer(str(out), data["test"])
         rows.append((f"base + {method}", wer, seconds, state["global_step"]))
-        print(f"  base {method}: held-out WER {100 * wer:.2f}% after {state['global_step']} steps "
-              f"in {seconds / 60:.1f} min (best dev WER {100 * state['best_metric']:.2f}%)",
-              flush=True)  # fmt: skip
+        print(
+            f"  base {method}: held-out WER {100 * wer:.2f}% after {state['global_step']} steps "
+            f"in {seconds / 60:.1f} min (best dev WER {100 * state['best_metric']:.2f}%)",
+            flush=True,
+        )
     print_table(rows)
 
 
@@ -90,8 +118,8 @@ RECIPE = """
 import json, sys, time, torch
 from transformers import (Seq2SeqTrainer, Seq2SeqTrainingArguments,
                           WhisperForConditionalGeneration, WhisperProcessor)
-from sbasr.audio import load_range
-from sbasr.models import transformers_dir
+from sbasr.io.audio import load_range
+from sbasr.whisper.models import transformers_dir
 train, out, steps, batch = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 base = transformers_dir("base")
 processor = WhisperProcessor.from_pretrained(base)
@@ -128,22 +156,56 @@ print(json.dumps({"train": time.perf_counter() - t0, "prep": prep, "hwm": HWM_EX
 def throughput(data: dict[str, Path], work: Path, args) -> None:
     steps, batch = args.steps, args.batch_size
     recipe = subprocess.run(
-        [sys.executable, "-c", RECIPE.replace("HWM_EXPR", HWM), str(data["train"]),
-         str(work / "recipe"), str(steps), str(batch)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            RECIPE.replace("HWM_EXPR", HWM),
+            str(data["train"]),
+            str(work / "recipe"),
+            str(steps),
+            str(batch),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     r = json.loads(recipe.stdout.strip().splitlines()[-1])
-    probe = ("import sys, time\nfrom sbasr.cli import main\n"
-             "sys.argv = ['sbasr'] + sys.argv[1:]\nt0 = time.perf_counter()\n"
-             "try:\n    main()\nexcept SystemExit:\n    pass\n"
-             f"print(time.perf_counter() - t0, {HWM})\n")  # fmt: skip
+    probe = (
+        "import sys, time\nfrom sbasr.cli import main\n"
+        "sys.argv = ['sbasr'] + sys.argv[1:]\nt0 = time.perf_counter()\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        f"print(time.perf_counter() - t0, {HWM})\n"
+    )
     ours = subprocess.run(
-        [sys.executable, "-c", probe, "finetune", "--model", "base", "--method", "full",
-         "--train", str(data["train"]), "-o", str(work / "ours"), "--max-steps", str(steps),
-         "--batch-size", str(batch), "--learning-rate", "1e-5", "--warmup-steps", "0",
-         "--no-export", "--save-steps", str(10 * steps)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            probe,
+            "finetune",
+            "--model",
+            "base",
+            "--method",
+            "full",
+            "--train",
+            str(data["train"]),
+            "-o",
+            str(work / "ours"),
+            "--max-steps",
+            str(steps),
+            "--batch-size",
+            str(batch),
+            "--learning-rate",
+            "1e-5",
+            "--warmup-steps",
+            "0",
+            "--no-export",
+            "--save-steps",
+            str(10 * steps),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     _, hwm = ours.stdout.strip().splitlines()[-1].split()
     state = json.loads((work / "ours" / "trainer_state.json").read_text())
     train_s = next(h["train_runtime"] for h in state["log_history"] if "train_runtime" in h)
@@ -153,9 +215,11 @@ def throughput(data: dict[str, Path], work: Path, args) -> None:
         f"  recipe (Seq2SeqTrainer, features precomputed in {r['prep']:.1f} s): "
         f"{n / r['train']:.3f} utt/s, peak {int(r['hwm']) / 1024:,.0f} MB"
     )
-    print(f"  sbasr finetune (features on the fly): {n / train_s:.3f} utt/s, "
-          f"peak {int(hwm) / 1024:,.0f} MB; throughput ratio {r['train'] / train_s:.2f} "
-          f"(goal >= 1.0)")  # fmt: skip
+    print(
+        f"  sbasr finetune (features on the fly): {n / train_s:.3f} utt/s, "
+        f"peak {int(hwm) / 1024:,.0f} MB; throughput ratio {r['train'] / train_s:.2f} "
+        f"(goal >= 1.0)"
+    )
 
 
 def main() -> None:

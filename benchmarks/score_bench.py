@@ -92,9 +92,10 @@ def main() -> None:
         tiny.write_text("a b\n", encoding="utf-8")
         t_start, _ = best_of(
             args.repeat,
-            lambda: subprocess.run([*sbasr_cmd[:4], str(tiny), str(tiny)], check=True,
-                                   capture_output=True),
-        )  # fmt: skip
+            lambda: subprocess.run(
+                [*sbasr_cmd[:4], str(tiny), str(tiny)], check=True, capture_output=True
+            ),
+        )
 
         import jiwer
 

@@ -36,9 +36,9 @@ def held_out_wer(model: str, test: Path, batch: int = 8) -> float:
     recording, so the prompts are batched here directly through the model, as the
     engine batches spans: by length, 8 at a time, greedy, at most 200 new tokens."""
     import sbasr
-    from sbasr.audio import load_audio
-    from sbasr.speechllm import SpeechLLM
-    from sbasr.text import collapse_repetitions
+    from sbasr.asr.postprocess import collapse_repetitions
+    from sbasr.io.audio import load_audio
+    from sbasr.speechllm.model import SpeechLLM
 
     rows = [json.loads(line) for line in test.open()]
     rows.sort(key=lambda r: Path(r["audio"]).stat().st_size)
@@ -60,7 +60,7 @@ def held_out_wer(model: str, test: Path, batch: int = 8) -> float:
 
 def untrained_like(model: str | None, work: Path) -> Path:
     """A model as `model` is configured (or the defaults), with nothing trained."""
-    from sbasr.speechllm import CONFIG_NAME, SpeechLLM, SpeechLLMConfig
+    from sbasr.speechllm.model import CONFIG_NAME, SpeechLLM, SpeechLLMConfig
 
     config = SpeechLLMConfig(encoder="base", llm="smollm2")
     if model:
@@ -84,27 +84,58 @@ def trained_vs_untrained(model: str, test: Path, work: Path) -> None:
 
 def acceptance(data: dict[str, Path], work: Path, args) -> Path:
     untrained = untrained_like(None, work)
-    rows = [("untrained (base encoder + SmolLM2)", held_out_wer(str(untrained), data["test"]),
-             0.0, 0)]  # fmt: skip
+    rows = [
+        ("untrained (base encoder + SmolLM2)", held_out_wer(str(untrained), data["test"]), 0.0, 0)
+    ]
     print(f"  untrained: held-out WER {100 * rows[0][1]:.2f}%", flush=True)
     out = work / "speechllm"
-    for stage, lr, steps in ((1, args.stage1_lr, args.stage1_steps),
-                             (2, args.stage2_lr, args.stage2_steps)):  # fmt: skip
-        cmd = [sys.executable, "-m", "sbasr", "finetune", "--arch", "speechllm",
-               "--stage", str(stage), "--train", str(data["train"]), "--dev", str(data["dev"]),
-               "-o", str(out), "--max-steps", str(steps), "--learning-rate", str(lr),
-               "--warmup-steps", str(args.warmup), "--batch-seconds", str(args.batch_seconds),
-               "--eval-steps", str(args.eval_steps), "--average-best", "3",
-               "--logging-steps", "10", "--seed", "0"]  # fmt: skip
+    for stage, lr, steps in (
+        (1, args.stage1_lr, args.stage1_steps),
+        (2, args.stage2_lr, args.stage2_steps),
+    ):
+        cmd = [
+            sys.executable,
+            "-m",
+            "sbasr",
+            "finetune",
+            "--arch",
+            "speechllm",
+            "--stage",
+            str(stage),
+            "--train",
+            str(data["train"]),
+            "--dev",
+            str(data["dev"]),
+            "-o",
+            str(out),
+            "--max-steps",
+            str(steps),
+            "--learning-rate",
+            str(lr),
+            "--warmup-steps",
+            str(args.warmup),
+            "--batch-seconds",
+            str(args.batch_seconds),
+            "--eval-steps",
+            str(args.eval_steps),
+            "--average-best",
+            "3",
+            "--logging-steps",
+            "10",
+            "--seed",
+            "0",
+        ]
         start = time.perf_counter()
         subprocess.run(cmd, check=True, capture_output=True, text=True)
         seconds = time.perf_counter() - start
         wer = held_out_wer(str(out), data["test"])
         state = json.loads((out / f"stage{stage}" / "trainer_state.json").read_text())
         rows.append((f"after stage {stage}", wer, seconds, state["global_step"]))
-        print(f"  stage {stage}: held-out WER {100 * wer:.2f}% after {state['global_step']} "
-              f"steps in {seconds / 60:.1f} min (best dev loss {state['best_metric']:.3f})",
-              flush=True)  # fmt: skip
+        print(
+            f"  stage {stage}: held-out WER {100 * wer:.2f}% after {state['global_step']} "
+            f"steps in {seconds / 60:.1f} min (best dev loss {state['best_metric']:.3f})",
+            flush=True,
+        )
     print_table(rows)
     return out
 
@@ -139,8 +170,8 @@ def speed(model_dir: str, test: Path, args) -> None:
     import numpy as np
     import torch
 
-    from sbasr.audio import load_audio
-    from sbasr.speechllm import SpeechLLM
+    from sbasr.io.audio import load_audio
+    from sbasr.speechllm.model import SpeechLLM
 
     torch.manual_seed(0)
     model = SpeechLLM.load(model_dir)
@@ -170,8 +201,9 @@ def speed(model_dir: str, test: Path, args) -> None:
             f"{t_pad:.2f} s: {t_pad / t_true:.1f}x"
         )
         n = args.max_new_tokens
-        t_batched, batched = timed(lambda: [t for c in chunks for t in model.transcribe(
-            c, ["en"] * len(c), n)])  # fmt: skip
+        t_batched, batched = timed(
+            lambda: [t for c in chunks for t in model.transcribe(c, ["en"] * len(c), n)]
+        )
         t_single, single = timed(lambda: [model.transcribe([a], ["en"], n)[0] for a in audio])
         same = sum(a == b for a, b in zip(batched, single))
         print(
@@ -188,10 +220,12 @@ def speed(model_dir: str, test: Path, args) -> None:
 
         keys = [str(i) for i in range(len(audio))]
         agree = score(dict(zip(keys, batched)), dict(zip(keys, base)), language="en")
-        print(f"  overall: sbasr (true length, batched) {t_batched:.2f} s vs padded and one at "
-              f"a time {t_base:.2f} s: {t_base / t_batched:.1f}x (goal >= 3x); transcripts "
-              f"differ by {100 * (agree.pooled.rate or 0):.1f}% WER (the model was trained on "
-              f"true lengths)")  # fmt: skip
+        print(
+            f"  overall: sbasr (true length, batched) {t_batched:.2f} s vs padded and one at "
+            f"a time {t_base:.2f} s: {t_base / t_batched:.1f}x (goal >= 3x); transcripts "
+            f"differ by {100 * (agree.pooled.rate or 0):.1f}% WER (the model was trained on "
+            f"true lengths)"
+        )
     print("| comparison | baseline | sbasr | ratio |\n|---|---|---|---|")
     print(
         f"| encoder: padded 30 s vs true length | {t_pad:.2f} s | {t_true:.2f} s | "

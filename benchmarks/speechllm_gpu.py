@@ -34,9 +34,9 @@ from transformers import (
     WhisperModel,
 )
 
-import sbasr.data as data
-import sbasr.training as training
-from sbasr.speechllm import SpeechLLM, SpeechLLMConfig
+import sbasr.training.data as data
+import sbasr.training.trainer as training
+from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
 
 OUT = Path(sys.argv[1])
 DEV = os.environ.get("DEV", "cuda")
@@ -140,7 +140,7 @@ if not os.environ.get("ONLY_SPEED"):
     (work / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[20:]))
     data._probe = lambda p: len(np.load(p)) / 16000
     training.load_example_audio = lambda ex: np.load(ex.audio)
-    from sbasr.train_speechllm import SpeechLLMOptions, finetune_speechllm
+    from sbasr.speechllm.train import SpeechLLMOptions, finetune_speechllm
 
     opts = SpeechLLMOptions(
         train=str(work / "train.jsonl"),

@@ -44,7 +44,7 @@ def conversation(
     rng = random.Random(0)
     import av  # noqa: F401 - PyAV decodes through sbasr
 
-    from sbasr.audio import load_audio
+    from sbasr.io.audio import load_audio
 
     parts, total, texts = [], 0.0, []
     for _, wav, text in items:
@@ -74,11 +74,11 @@ def transformers_time(engine, call: Path, model: str, work: Path):
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from sbasr.audio import load_audio
-    from sbasr.convert import ct2_to_transformers
-    from sbasr.engines import DecodeOptions
-    from sbasr.models import resolve_model
-    from sbasr.segments import vad_spans
+    from sbasr.asr.engines.base import DecodeOptions
+    from sbasr.asr.segments import vad_spans
+    from sbasr.io.audio import load_audio
+    from sbasr.whisper.convert import ct2_to_transformers
+    from sbasr.whisper.models import resolve_model
 
     hf_dir = ct2_to_transformers(resolve_model(model), work / "hf")
     proc = WhisperProcessor.from_pretrained(hf_dir)
@@ -96,8 +96,13 @@ def transformers_time(engine, call: Path, model: str, work: Path):
     def run_ours() -> None:
         # the same work as transformers does: no prompt from the previous span, no fallback,
         # no timestamp tokens
-        same = DecodeOptions(language="en", beam_size=5, condition_on_previous_text=False,
-                             temperature=(0.0,), timestamps=False)  # fmt: skip
+        same = DecodeOptions(
+            language="en",
+            beam_size=5,
+            condition_on_previous_text=False,
+            temperature=(0.0,),
+            timestamps=False,
+        )
         list(engine.decode(audio, spans, same))
 
     # ours first: torch's idle OpenMP threads spin for a while after a run and would slow
@@ -108,24 +113,31 @@ def transformers_time(engine, call: Path, model: str, work: Path):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sounds", type=Path, default=Path("/"),
-                        help="the root the asterisk .deb files were unpacked into")  # fmt: skip
+    parser.add_argument(
+        "--sounds",
+        type=Path,
+        default=Path("/"),
+        help="the root the asterisk .deb files were unpacked into",
+    )
     parser.add_argument("--model", default="base")
     parser.add_argument("--seconds", type=float, default=200.0)
     parser.add_argument("--per-language", type=int, default=40)
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--parts", default="overhead,batched,transformers,memory,wer",
-                        help="which measurements to run, comma-separated")  # fmt: skip
+    parser.add_argument(
+        "--parts",
+        default="overhead,batched,transformers,memory,wer",
+        help="which measurements to run, comma-separated",
+    )
     args = parser.parse_args()
     parts = set(args.parts.split(","))
 
     from faster_whisper import WhisperModel
 
     import sbasr
-    from sbasr.engines.whisper import WhisperEngine
-    from sbasr.models import resolve_model
+    from sbasr.asr.engines.whisper import WhisperEngine
+    from sbasr.whisper.models import resolve_model
 
     items = prompts(args.sounds, "en")
     if not items:
@@ -134,8 +146,10 @@ def main() -> None:
     call = work / "call.wav"
     duration, reference = conversation(items, args.seconds, call)
     compute = "int8" if args.device == "cpu" else "float16"
-    print(f"recording: {duration:.0f} s of real telephone speech; model {args.model}, "
-          f"{compute}, {args.device}, beam 5")  # fmt: skip
+    print(
+        f"recording: {duration:.0f} s of real telephone speech; model {args.model}, "
+        f"{compute}, {args.device}, beam 5"
+    )
 
     # 1. wrapper overhead: the same model object under both, loading excluded
     engine = WhisperEngine(args.model, device=args.device, compute_type=compute)
@@ -150,8 +164,9 @@ def main() -> None:
         texts["plain"] = " ".join(s.text for s in segments)
 
     def run_sbasr() -> None:
-        texts["sbasr"] = " ".join(s.text for s in sbasr.transcribe(call, engine=engine,
-                                                                     options=opts))  # fmt: skip
+        texts["sbasr"] = " ".join(
+            s.text for s in sbasr.transcribe(call, engine=engine, options=opts)
+        )
 
     def wer(name: str) -> str:
         rate = sbasr.score({"c": texts[name]}, {"c": reference}, language="en").pooled.rate
@@ -159,26 +174,34 @@ def main() -> None:
 
     if parts & {"overhead", "batched"}:
         t_plain, t_sbasr = best(args.repeat, run_plain), best(args.repeat, run_sbasr)
-        print(f"faster-whisper (own VAD)   {t_plain:7.1f} s   RTF {t_plain / duration:.3f}   "
-              f"{wer('plain')}")  # fmt: skip
-        print(f"sbasr Whisper engine       {t_sbasr:7.1f} s   RTF {t_sbasr / duration:.3f}   "
-              f"{wer('sbasr')}   ratio {t_sbasr / t_plain:.2f} (goal <= 1.10)")  # fmt: skip
+        print(
+            f"faster-whisper (own VAD)   {t_plain:7.1f} s   RTF {t_plain / duration:.3f}   "
+            f"{wer('plain')}"
+        )
+        print(
+            f"sbasr Whisper engine       {t_sbasr:7.1f} s   RTF {t_sbasr / duration:.3f}   "
+            f"{wer('sbasr')}   ratio {t_sbasr / t_plain:.2f} (goal <= 1.10)"
+        )
 
     # 2. batched vs sequential on the same conversation
     if "batched" in parts:
         opts.decode.batch_size = args.batch_size
         t_batched = best(args.repeat, run_sbasr)
-        print(f"batched (batch {args.batch_size})         {t_batched:7.1f} s   "
-              f"{t_sbasr / t_batched:.2f}x faster than sequential")  # fmt: skip
+        print(
+            f"batched (batch {args.batch_size})         {t_batched:7.1f} s   "
+            f"{t_sbasr / t_batched:.2f}x faster than sequential"
+        )
         opts.decode.batch_size = 1
 
     # 2b. transformers generate on the same spans, model and beam
     if "transformers" in parts:
         t_hf = transformers_time(engine, call, args.model, work)
         spans_time = t_hf[1]
-        print(f"transformers generate      {t_hf[0]:7.1f} s   on the same {t_hf[2]} VAD spans, "
-              f"beam 5, float32; sbasr (int8, same settings) decodes them in {spans_time:.1f} s: "
-              f"{t_hf[0] / spans_time:.1f}x faster (goal >= 2.5x)")  # fmt: skip
+        print(
+            f"transformers generate      {t_hf[0]:7.1f} s   on the same {t_hf[2]} VAD spans, "
+            f"beam 5, float32; sbasr (int8, same settings) decodes them in {spans_time:.1f} s: "
+            f"{t_hf[0] / spans_time:.1f}x faster (goal >= 2.5x)"
+        )
 
     # 3. peak memory of the CLI as a user runs it
     if "memory" in parts:
@@ -191,9 +214,23 @@ def main() -> None:
         )
 
         def peak_mb(path: Path) -> float:
-            cmd = [sys.executable, "-c", probe, "transcribe", str(path), "-m", args.model,
-                   "--compute-type", compute, "--device", args.device, "-l", "en",
-                   "-o", str(work / "out")]  # fmt: skip
+            cmd = [
+                sys.executable,
+                "-c",
+                probe,
+                "transcribe",
+                str(path),
+                "-m",
+                args.model,
+                "--compute-type",
+                compute,
+                "--device",
+                args.device,
+                "-l",
+                "en",
+                "-o",
+                str(work / "out"),
+            ]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             return int(out.stderr.strip().splitlines()[-1]) / 1024
 
@@ -220,17 +257,21 @@ def main() -> None:
             rows = random.Random(1).sample(rows, min(args.per_language, len(rows)))
             manifest = work / f"{lang}.jsonl"
             manifest.write_text(
-                "".join(json.dumps({"id": k, "audio": str(w), "language": lang}) + "\n"
-                        for k, w, _ in rows)
-            )  # fmt: skip
+                "".join(
+                    json.dumps({"id": k, "audio": str(w), "language": lang}) + "\n"
+                    for k, w, _ in rows
+                )
+            )
             o = sbasr.TranscribeOptions()
             o.decode.language = lang
             hyp = {}
             for seg in sbasr.transcribe(manifest, engine=engine, options=o):
                 hyp[seg.recording] = f"{hyp.get(seg.recording, '')} {seg.text}".strip()
             report = sbasr.score(hyp, {k: t for k, _, t in rows}, language=lang)
-            print(f"  {lang}: WER {100 * report.pooled.rate:5.1f}%  ({report.pooled.utterances} "
-                  f"prompts, {report.pooled.ref_tokens} words)")  # fmt: skip
+            print(
+                f"  {lang}: WER {100 * report.pooled.rate:5.1f}%  ({report.pooled.utterances} "
+                f"prompts, {report.pooled.ref_tokens} words)"
+            )
     print(f"model path: {resolve_model(args.model)}; cpu threads: {os.cpu_count()}")
 
 

@@ -1,4 +1,4 @@
-# bash completion for sbasr (generated from the sbasr CLI by `python -m sbasr.completions`; do not edit)
+# bash completion for sbasr (generated from the sbasr CLI by `python tools/completions.py`; do not edit)
 _sbasr() {
     local cur="${COMP_WORDS[COMP_CWORD]}" prev="${COMP_WORDS[COMP_CWORD-1]}"
     local cmd="" i

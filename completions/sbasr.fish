@@ -1,4 +1,4 @@
-# fish completion for sbasr (generated from the sbasr CLI by `python -m sbasr.completions`; do not edit)
+# fish completion for sbasr (generated from the sbasr CLI by `python tools/completions.py`; do not edit)
 complete -c sbasr -f
 complete -c sbasr -n __fish_use_subcommand -l version -d 'Show the version'
 complete -c sbasr -n __fish_use_subcommand -l help -d 'Show this message and exit'

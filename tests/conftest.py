@@ -17,8 +17,13 @@ VOCAB = {
     "th": ["สวัสดี", "ครับ", "ค่ะ", "ขอบคุณ", "ไม่", "เป็นไร"],
     "ko": ["안녕하세요", "감사합니다", "네", "아니요"],
 }
-KEY_PREFIX = {"en": "English-American", "es": "Spanish", "ja": "Japanese", "th": "Thai",
-              "ko": "Korean"}  # fmt: skip
+KEY_PREFIX = {
+    "en": "English-American",
+    "es": "Spanish",
+    "ja": "Japanese",
+    "th": "Thai",
+    "ko": "Korean",
+}
 
 
 def random_pairs(n: int, seed: int = 0) -> list[tuple[str, str, str, str]]:
@@ -50,8 +55,9 @@ def write_keyed(path: Path, rows: list[tuple[str, str]]) -> Path:
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sbasr", *args], capture_output=True,
-                          text=True, cwd=cwd)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "sbasr", *args], capture_output=True, text=True, cwd=cwd
+    )
 
 
 @pytest.fixture

@@ -44,11 +44,26 @@ def test_quick_comparison_runs_every_system(tmp_path, parts):  # noqa: F811
         (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
     out = tmp_path / "out"
     run = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks/compare/run.py"), "--quick", "--data", str(data),
-         "--whisper", parts["whisper"], "--encoder2", parts["hubert-layer"], "--llm",
-         parts["llm"], "--out", str(out), "--work", str(tmp_path / "work")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(ROOT / "benchmarks/compare/run.py"),
+            "--quick",
+            "--data",
+            str(data),
+            "--whisper",
+            parts["whisper"],
+            "--encoder2",
+            parts["hubert-layer"],
+            "--llm",
+            parts["llm"],
+            "--out",
+            str(out),
+            "--work",
+            str(tmp_path / "work"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
     results = json.loads((out / "results.json").read_text())["results"]
     assert [r["family"] for r in results] == ["end-to-end"] * 3 + ["Speech-LLM"] * 3

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from sbasr.completions import FILES, scripts
-
 ROOT = Path(__file__).resolve().parents[1]
+# The generator is a development tool, not part of the installed package.
+_spec = importlib.util.spec_from_file_location("completions", ROOT / "tools" / "completions.py")
+completions = importlib.util.module_from_spec(_spec)
+sys.modules["completions"] = completions  # dataclasses look their module up
+_spec.loader.exec_module(completions)
+FILES, scripts = completions.FILES, completions.scripts
 
 
 def test_committed_scripts_are_current():
     for name, text in scripts().items():
         committed = (ROOT / "completions" / name).read_text("utf-8")
-        assert committed == text, f"completions/{name} is stale: python -m sbasr.completions"
+        assert committed == text, f"completions/{name} is stale: python tools/completions.py"
     assert set(FILES.values()) == {p.name for p in (ROOT / "completions").iterdir()}
 
 
@@ -26,8 +32,13 @@ def _bash_complete(words: str, tmp_path: Path) -> list[str]:
     if words.endswith(" ") or not words:
         line += " ''"  # completing a new, empty word
     cmd = f"source {script}; COMP_WORDS=({line}); COMP_CWORD=$(( ${{#COMP_WORDS[@]}} - 1 ));"
-    out = subprocess.run(["bash", "-c", cmd + ' _sbasr; printf "%s\\n" "${COMPREPLY[@]}"'],
-                         capture_output=True, text=True, cwd=tmp_path, check=True)  # fmt: skip
+    out = subprocess.run(
+        ["bash", "-c", cmd + ' _sbasr; printf "%s\\n" "${COMPREPLY[@]}"'],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
     return [w for w in out.stdout.splitlines() if w]
 
 

@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 
-from sbasr.convert import ct2_to_transformers, read_ct2
-from sbasr.models import resolve_model
+from sbasr.whisper.convert import ct2_to_transformers, read_ct2
+from sbasr.whisper.models import resolve_model
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -56,8 +56,9 @@ def test_transformers_model_matches_ctranslate2(hf_dir, clip):
     assert "pound key" in hf_text.lower()
 
 
-def test_transformers_directory_transcribes_after_automatic_conversion(hf_dir, clip, tmp_path,
-                                                                       monkeypatch):  # fmt: skip
+def test_transformers_directory_transcribes_after_automatic_conversion(
+    hf_dir, clip, tmp_path, monkeypatch
+):
     import soundfile as sf
 
     import sbasr

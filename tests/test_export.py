@@ -12,7 +12,7 @@ import soundfile as sf
 from conftest import run_cli
 
 import sbasr
-from sbasr.models import resolve_model, transformers_dir
+from sbasr.whisper.models import resolve_model, transformers_dir
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -32,8 +32,9 @@ def _greedy(model: str, path) -> list[str]:
     opts = sbasr.TranscribeOptions()
     opts.decode.beam_size = 1
     opts.decode.temperature = (0.0,)
-    return [s.text for s in sbasr.transcribe(path, model=model, options=opts,
-                                             compute_type="float32")]  # fmt: skip
+    return [
+        s.text for s in sbasr.transcribe(path, model=model, options=opts, compute_type="float32")
+    ]
 
 
 def test_round_trip_embedded_transformers_export_gives_the_same_transcript(clip_path, tmp_path):
@@ -56,8 +57,7 @@ def test_lora_adapter_is_merged_on_export(clip_path, tmp_path):
 
     base = transformers_dir("tiny.en")
     model = WhisperForConditionalGeneration.from_pretrained(base)
-    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj",
-                                                                            "v_proj"]))  # fmt: skip
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
     torch.manual_seed(0)
     with torch.no_grad():  # a trained-looking adapter: B is zero at initialisation
         for name, p in lora.named_parameters():
@@ -87,10 +87,12 @@ def test_lora_adapter_is_merged_on_export(clip_path, tmp_path):
     from faster_whisper import WhisperModel
 
     fw = WhisperModel(str(ct2), compute_type="float32")
-    prompt = [fw.hf_tokenizer.token_to_id(t) for t in ("<|startoftranscript|>",
-                                                        "<|notimestamps|>")]  # fmt: skip
-    result = fw.model.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(
-        feats.input_features.numpy())), [prompt], beam_size=1)  # fmt: skip
+    prompt = [fw.hf_tokenizer.token_to_id(t) for t in ("<|startoftranscript|>", "<|notimestamps|>")]
+    result = fw.model.generate(
+        ctranslate2.StorageView.from_array(np.ascontiguousarray(feats.input_features.numpy())),
+        [prompt],
+        beam_size=1,
+    )
     got = fw.hf_tokenizer.decode(result[0].sequences_ids[0]).strip()
     assert got == expected
     # the merge changed the weights, and the adapter directory now transcribes as a model

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 from conftest import run_cli
 
-from sbasr.data import Example, check_examples, read_examples
+from sbasr.training.data import Example, check_examples, read_examples
 
 SR = 16_000
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
@@ -54,13 +54,19 @@ def tiny_model(tmp_path_factory) -> Path:
     import torch
     from transformers import WhisperConfig, WhisperForConditionalGeneration
 
-    from sbasr.models import transformers_dir
+    from sbasr.whisper.models import transformers_dir
 
     real = transformers_dir("tiny.en")
     config = WhisperConfig.from_pretrained(real)
-    for key, value in dict(d_model=64, encoder_layers=1, decoder_layers=1,
-                           encoder_attention_heads=2, decoder_attention_heads=2,
-                           encoder_ffn_dim=128, decoder_ffn_dim=128).items():  # fmt: skip
+    for key, value in dict(
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+    ).items():
         setattr(config, key, value)
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(config)
@@ -97,11 +103,23 @@ def test_three_data_formats_read_the_same_utterances(tmp_path):
     (kaldi / "utt2lang").write_text("u1 English\nu2 en\n")
     k = read_examples(kaldi)
     assert [(e.id, e.start, e.end, e.language, e.text) for e in k] == [
-        ("u1", 0.5, 2.0, "en", "hello there"), ("u2", 2.5, 4.0, "en", "hi")]  # fmt: skip
+        ("u1", 0.5, 2.0, "en", "hello there"),
+        ("u2", 2.5, 4.0, "en", "hi"),
+    ]
     # JSON Lines, NeMo style
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"audio_filepath": str(audio), "offset": 0.5, "duration": 1.5,
-                                    "text": "hello there", "lang": "en"}) + "\n")  # fmt: skip
+    manifest.write_text(
+        json.dumps(
+            {
+                "audio_filepath": str(audio),
+                "offset": 0.5,
+                "duration": 1.5,
+                "text": "hello there",
+                "lang": "en",
+            }
+        )
+        + "\n"
+    )
     j = read_examples(manifest)
     assert (j[0].start, j[0].end, j[0].language) == (0.5, 2.0, "en")
 
@@ -123,8 +141,13 @@ def test_check_drops_and_counts_bad_rows(tmp_path):
     ]
     kept, report = check_examples(rows)
     assert [e.id for e in kept] == ["ok"]
-    found = (report.missing_audio, report.unreadable_audio, report.empty_text, report.too_long,
-             report.unknown_language)  # fmt: skip
+    found = (
+        report.missing_audio,
+        report.unreadable_audio,
+        report.empty_text,
+        report.too_long,
+        report.unknown_language,
+    )
     assert found == (["nofile"], ["broken"], ["empty"], ["long"], ["klingon"])
     text = "\n".join(report.lines())
     assert "1 of 6 examples kept" in text and "skipped 1 with over 30 s" in text
@@ -134,15 +157,44 @@ def test_check_drops_and_counts_bad_rows(tmp_path):
 def test_lora_run_leaves_a_transcribable_directory(corpus, tiny_model, tmp_path):
     out = tmp_path / "run"
     result = run_cli(
-        "finetune", "--arch", "whisper", "--model", str(tiny_model), "--method", "lora",
-        "--train", str(corpus / "train.jsonl"), "--dev", str(corpus / "dev.jsonl"),
-        "-o", str(out), "--max-steps", "4", "--eval-steps", "2", "--batch-size", "2",
-        "--warmup-steps", "0", "--lora-r", "4", "--lora-alpha", "8", "--quantization", "float32",
-    )  # fmt: skip
+        "finetune",
+        "--arch",
+        "whisper",
+        "--model",
+        str(tiny_model),
+        "--method",
+        "lora",
+        "--train",
+        str(corpus / "train.jsonl"),
+        "--dev",
+        str(corpus / "dev.jsonl"),
+        "-o",
+        str(out),
+        "--max-steps",
+        "4",
+        "--eval-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--warmup-steps",
+        "0",
+        "--lora-r",
+        "4",
+        "--lora-alpha",
+        "8",
+        "--quantization",
+        "float32",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "train: 4 of 4 examples kept" in result.stderr
-    for name in ("adapter_config.json", "adapter_model.safetensors", "sbasr-finetune.json",
-                 "training.png", "ct2/model.bin", "ct2/tokenizer.json"):  # fmt: skip
+    for name in (
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "sbasr-finetune.json",
+        "training.png",
+        "ct2/model.bin",
+        "ct2/tokenizer.json",
+    ):
         assert (out / name).exists(), name
     assert list((out / "logs").iterdir())  # tensorboard events
     config = json.loads((out / "sbasr-finetune.json").read_text())
@@ -165,13 +217,23 @@ def _weights(directory: Path) -> dict:
 def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_path):
     from transformers import TrainerCallback
 
-    from sbasr.train_whisper import WhisperOptions, finetune_whisper
+    from sbasr.whisper.finetune import WhisperOptions, finetune_whisper
 
     def opts(out: Path, resume: bool = False) -> WhisperOptions:
-        return WhisperOptions(train=str(corpus / "train.jsonl"), output_dir=str(out),
-                              model=str(tiny_model), method="full", max_steps=6, batch_size=2,
-                              save_steps=2, eval_steps=2, warmup_steps=0, learning_rate=1e-3,
-                              export=False, resume=resume)  # fmt: skip
+        return WhisperOptions(
+            train=str(corpus / "train.jsonl"),
+            output_dir=str(out),
+            model=str(tiny_model),
+            method="full",
+            max_steps=6,
+            batch_size=2,
+            save_steps=2,
+            eval_steps=2,
+            warmup_steps=0,
+            learning_rate=1e-3,
+            export=False,
+            resume=resume,
+        )
 
     class Crash(Exception):
         pass
@@ -185,10 +247,28 @@ def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_
     with pytest.raises(Crash):
         finetune_whisper(opts(tmp_path / "b"), echo=lambda _: None, callbacks=[CrashAfterStep4()])
     assert (tmp_path / "b" / "checkpoint-4").is_dir()
-    again = run_cli("finetune", "--train", str(corpus / "train.jsonl"), "-o", str(tmp_path / "b"),
-                    "--model", str(tiny_model), "--method", "full", "--max-steps", "6",
-                    "--batch-size", "2", "--save-steps", "2", "--warmup-steps", "0",
-                    "--learning-rate", "1e-3", "--no-export")  # fmt: skip
+    again = run_cli(
+        "finetune",
+        "--train",
+        str(corpus / "train.jsonl"),
+        "-o",
+        str(tmp_path / "b"),
+        "--model",
+        str(tiny_model),
+        "--method",
+        "full",
+        "--max-steps",
+        "6",
+        "--batch-size",
+        "2",
+        "--save-steps",
+        "2",
+        "--warmup-steps",
+        "0",
+        "--learning-rate",
+        "1e-3",
+        "--no-export",
+    )
     assert again.returncode == 2 and "use --resume" in again.stderr
     resumed = finetune_whisper(opts(tmp_path / "b", resume=True), echo=lambda _: None)
     a, b = _weights(straight), _weights(resumed)
@@ -200,11 +280,35 @@ def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_
 @needs_espeak
 def test_two_processes_train_together_under_torchrun(corpus, tiny_model, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-           "--master_port", "29517", "-m", "sbasr", "finetune", "--train",
-           str(corpus / "train.jsonl"), "-o", str(out), "--model", str(tiny_model),
-           "--method", "lora", "--lora-r", "4", "--max-steps", "2", "--batch-size", "1",
-           "--warmup-steps", "0", "--no-export"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        "29517",
+        "-m",
+        "sbasr",
+        "finetune",
+        "--train",
+        str(corpus / "train.jsonl"),
+        "-o",
+        str(out),
+        "--model",
+        str(tiny_model),
+        "--method",
+        "lora",
+        "--lora-r",
+        "4",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--no-export",
+    ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((out / "sbasr-finetune.json").read_text())

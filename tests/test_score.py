@@ -8,8 +8,8 @@ import pytest
 from conftest import write_keyed
 
 from sbasr import SbasrError, score
-from sbasr.normalize import basic_text, mlcslm_text, normalize
-from sbasr.units import tokens
+from sbasr.scoring.normalize import basic_text, mlcslm_text, normalize
+from sbasr.scoring.units import tokens
 
 
 def test_matches_by_id_not_by_line_order(tmp_path):
@@ -72,10 +72,12 @@ def test_mixed_unit_keeps_latin_words_whole_inside_japanese_as_mlcslm_does():
 def test_language_sources_flag_manifest_key(tmp_path):
     manifest = tmp_path / "ref.jsonl"
     manifest.write_text(
-        json.dumps({"id": "u1", "text": "東京", "language": "Japanese"}) + "\n"
-        + json.dumps({"id": "English-u2", "text": "a b"}) + "\n",
+        json.dumps({"id": "u1", "text": "東京", "language": "Japanese"})
+        + "\n"
+        + json.dumps({"id": "English-u2", "text": "a b"})
+        + "\n",
         "utf-8",
-    )  # fmt: skip
+    )
     hyp = {"u1": "東京", "English-u2": "a b"}
     langs = {row.language for row in score(hyp, manifest, language_from_key=True).languages}
     assert langs == {"ja", "en"}

@@ -18,11 +18,11 @@ import torch
 from conftest import run_cli
 from test_finetune import corpus, needs_espeak, tiny_model  # noqa: F401  (fixtures)
 
-from sbasr.encoders import WhisperSpeechEncoder, align_frames, load_encoder
-from sbasr.fusion import FUSIONS, Fusion
-from sbasr.projectors import PROJECTORS
-from sbasr.speechllm import SpeechLLM, SpeechLLMConfig, average_trained, read_trained
-from sbasr.train_speechllm import SecondsBatchSampler
+from sbasr.speechllm.encoders import WhisperSpeechEncoder, align_frames, load_encoder
+from sbasr.speechllm.fusion import FUSIONS, Fusion
+from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig, average_trained, read_trained
+from sbasr.speechllm.projectors import PROJECTORS
+from sbasr.speechllm.train import SecondsBatchSampler
 
 SR = 16_000
 
@@ -36,18 +36,30 @@ def parts(tmp_path_factory, tiny_model) -> dict[str, str]:  # noqa: F811
     torch.manual_seed(0)
     out = {"whisper": str(tiny_model)}
     for norm in ("group", "layer"):
-        config = HubertConfig(hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
-                              intermediate_size=48, conv_dim=(16,) * 7,
-                              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2,
-                              feat_extract_norm=norm,
-                              do_stable_layer_norm=norm == "layer")  # fmt: skip
+        config = HubertConfig(
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=48,
+            conv_dim=(16,) * 7,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            feat_extract_norm=norm,
+            do_stable_layer_norm=norm == "layer",
+        )
         HubertModel(config).save_pretrained(root / f"hubert-{norm}")
         out[f"hubert-{norm}"] = str(root / f"hubert-{norm}")
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
-                         bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id)  # fmt: skip
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
     LlamaForCausalLM(config).save_pretrained(root / "llm")
     tokenizer.save_pretrained(root / "llm")
     out["llm"] = str(root / "llm")
@@ -89,8 +101,13 @@ def test_each_utterance_is_encoded_as_if_alone(parts, fusion, projector):
 def test_fusion_widths_and_masking():
     w, m = torch.randn(2, 6, 16), torch.randn(2, 6, 8)
     mask = torch.tensor([[True] * 6, [True] * 3 + [False] * 3])
-    widths = {"concat": 24, "uni-cross": 16, "bi-cross": 24, "gated-bi-cross": 24,
-              "gated-bi-cross-concat": 48}  # fmt: skip
+    widths = {
+        "concat": 24,
+        "uni-cross": 16,
+        "bi-cross": 24,
+        "gated-bi-cross": 24,
+        "gated-bi-cross-concat": 48,
+    }
     for kind in FUSIONS:
         fusion = Fusion(kind, 16, 8, heads=2).eval()
         assert (fusion.w_to_m is not None and fusion.w_to_m.gate is not None) == (
@@ -183,8 +200,9 @@ def test_loss_is_on_the_transcript_and_end_token_only(parts):
 
 
 def test_save_and_load_give_the_same_model(parts, tmp_path):
-    model = build(parts, encoder2=parts["hubert-layer"], fusion="gated-bi-cross-concat",
-                  projector="linear")  # fmt: skip
+    model = build(
+        parts, encoder2=parts["hubert-layer"], fusion="gated-bi-cross-concat", projector="linear"
+    )
     model.set_stage(2)
     with torch.no_grad():
         for p in model.parameters():
@@ -193,8 +211,10 @@ def test_save_and_load_give_the_same_model(parts, tmp_path):
     model.eval()
     model.save(tmp_path / "m")
     assert {p.name for p in (tmp_path / "m").iterdir()} == {
-        "sbasr-speechllm.json", "model.safetensors", "llm_adapter"
-    }  # fmt: skip
+        "sbasr-speechllm.json",
+        "model.safetensors",
+        "llm_adapter",
+    }
     config = json.loads((tmp_path / "m" / "sbasr-speechllm.json").read_text())
     assert config["encoder"] == parts["whisper"] and config["llm"] == parts["llm"]
     again = SpeechLLM.load(tmp_path / "m")
@@ -221,8 +241,9 @@ def test_batched_greedy_and_beam_decoding(parts):
     alone = [model.transcribe([a], [lang], max_new_tokens=6)[0] for a, lang in zip(audio, langs)]
     assert batched == alone
     shorter = model.transcribe(audio, langs, max_new_tokens=2)  # greedy: a prefix
-    assert all(long.startswith(short) and len(short) < len(long)
-               for short, long in zip(shorter, batched))  # fmt: skip
+    assert all(
+        long.startswith(short) and len(short) < len(long) for short, long in zip(shorter, batched)
+    )
     beams = model.transcribe(audio, langs, max_new_tokens=6, beam_size=3)
     assert len(beams) == 3 and all(isinstance(t, str) for t in beams)
 
@@ -239,27 +260,53 @@ def test_batches_are_bounded_by_seconds():
     assert list(sampler) != batches
 
 
-def test_cli_enums_match_the_library():
-    from sbasr import cli
-
-    assert [f.value for f in cli.FusionKind] == list(FUSIONS)
-    assert [p.value for p in cli.Projector] == list(PROJECTORS)
-
-
 def _finetune(parts, corpus, out: Path, *extra: str):  # noqa: F811
-    return run_cli("finetune", "--arch", "speechllm", "--train", str(corpus / "train.jsonl"),
-                   "--dev", str(corpus / "dev.jsonl"), "-o", str(out), "-m", parts["whisper"],
-                   "--llm", parts["llm"], "--warmup-steps", "1", "--batch-seconds", "4",
-                   "--logging-steps", "1", *extra)  # fmt: skip
+    return run_cli(
+        "finetune",
+        "--arch",
+        "speechllm",
+        "--train",
+        str(corpus / "train.jsonl"),
+        "--dev",
+        str(corpus / "dev.jsonl"),
+        "-o",
+        str(out),
+        "-m",
+        parts["whisper"],
+        "--llm",
+        parts["llm"],
+        "--warmup-steps",
+        "1",
+        "--batch-seconds",
+        "4",
+        "--logging-steps",
+        "1",
+        *extra,
+    )
 
 
 @needs_espeak
 def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):  # noqa: F811
     out = tmp_path / "sl"
-    done = _finetune(parts, corpus, out, "--stages", "1,2", "--max-steps", "3",
-                     "--eval-steps", "1", "--average-best", "2", "--encoder2",
-                     parts["hubert-group"], "--fusion", "gated-bi-cross", "--projector",
-                     "qformer")  # fmt: skip
+    done = _finetune(
+        parts,
+        corpus,
+        out,
+        "--stages",
+        "1,2",
+        "--max-steps",
+        "3",
+        "--eval-steps",
+        "1",
+        "--average-best",
+        "2",
+        "--encoder2",
+        parts["hubert-group"],
+        "--fusion",
+        "gated-bi-cross",
+        "--projector",
+        "qformer",
+    )
     assert done.returncode == 0, done.stderr
     assert "stage 1: training" in done.stderr and "stage 2: training" in done.stderr
     assert "averaging" in done.stderr
@@ -272,9 +319,25 @@ def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):  # noqa:
     assert sum(f.stat().st_size for f in ckpt.rglob("*.safetensors")) < 20e6
 
     hyp = tmp_path / "hyp"
-    run = run_cli("transcribe", str(corpus / "u0.wav"), str(corpus / "u1.wav"), "--engine",
-                  "speechllm", "-m", str(out), "--language", "en", "-f", "keyed", "-o", str(hyp),
-                  "--max-new-tokens", "5", "--batch-size", "2")  # fmt: skip
+    run = run_cli(
+        "transcribe",
+        str(corpus / "u0.wav"),
+        str(corpus / "u1.wav"),
+        "--engine",
+        "speechllm",
+        "-m",
+        str(out),
+        "--language",
+        "en",
+        "-f",
+        "keyed",
+        "-o",
+        str(hyp),
+        "--max-new-tokens",
+        "5",
+        "--batch-size",
+        "2",
+    )
     assert run.returncode == 0, run.stderr
     lines = [line for f in sorted(hyp.iterdir()) for line in f.read_text().splitlines()]
     assert [line.split()[0].split("-")[0] for line in lines] == ["u0", "u1"]
@@ -294,8 +357,18 @@ def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):  # noqa:
 
 @needs_espeak
 def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):  # noqa: F811
-    common = ("--stage", "1", "--max-steps", "4", "--save-steps", "2", "--eval-steps", "2",
-              "--batch-seconds", "2")  # fmt: skip
+    common = (
+        "--stage",
+        "1",
+        "--max-steps",
+        "4",
+        "--save-steps",
+        "2",
+        "--eval-steps",
+        "2",
+        "--batch-seconds",
+        "2",
+    )
     whole, cut = tmp_path / "whole", tmp_path / "cut"
     assert _finetune(parts, corpus, whole, *common).returncode == 0
     assert _finetune(parts, corpus, cut, *common).returncode == 0
@@ -320,12 +393,35 @@ def test_torchrun_trains_with_two_processes(parts, corpus, tmp_path):  # noqa: F
 
     out = tmp_path / "ddp"
     run = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "sbasr",
-         "finetune", "--arch", "speechllm", "--train", str(corpus / "train.jsonl"),
-         "-o", str(out), "-m", parts["whisper"], "--llm", parts["llm"], "--max-steps", "2",
-         "--warmup-steps", "1", "--batch-seconds", "2"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "sbasr",
+            "finetune",
+            "--arch",
+            "speechllm",
+            "--train",
+            str(corpus / "train.jsonl"),
+            "-o",
+            str(out),
+            "-m",
+            parts["whisper"],
+            "--llm",
+            parts["llm"],
+            "--max-steps",
+            "2",
+            "--warmup-steps",
+            "1",
+            "--batch-seconds",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert json.loads((out / "stage2" / "sbasr-finetune.json").read_text())["world_size"] == 2
     assert (out / "sbasr-speechllm.json").is_file()
@@ -337,8 +433,9 @@ def test_engine_errors_are_clear(tmp_path):
     (tmp_path / "x.wav").write_bytes(b"")
     run = run_cli("transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm")
     assert run.returncode == 2 and "sbasr finetune --arch speechllm" in run.stderr
-    run = run_cli("transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm", "-m",
-                  str(tmp_path))  # fmt: skip
+    run = run_cli(
+        "transcribe", str(tmp_path / "x.wav"), "--engine", "speechllm", "-m", str(tmp_path)
+    )
     assert run.returncode == 2 and "not a Speech-LLM model directory" in run.stderr
 
 

@@ -18,7 +18,7 @@ import soundfile as sf
 from conftest import run_cli
 
 import sbasr
-from sbasr.text import collapse_repetitions
+from sbasr.asr.postprocess import collapse_repetitions
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
@@ -28,8 +28,9 @@ SAY_B = "I would like to check the status of my order please."
 
 
 def speak(text: str, voice: str = "en-us") -> np.ndarray:
-    out = subprocess.run(["espeak-ng", "-v", voice, "--stdout", text], capture_output=True,
-                         check=True).stdout  # fmt: skip
+    out = subprocess.run(
+        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
+    ).stdout
     import io
 
     data, rate = sf.read(io.BytesIO(out), dtype="float32")
@@ -62,8 +63,9 @@ def test_single_file_prints_transcript_to_stdout(call, tmp_path):
 
 
 def test_split_channels_attribute_speakers_in_time_order(call, tmp_path):
-    segs = list(sbasr.transcribe(call, model="tiny.en",
-                                 options=sbasr.TranscribeOptions(channels="split")))  # fmt: skip
+    segs = list(
+        sbasr.transcribe(call, model="tiny.en", options=sbasr.TranscribeOptions(channels="split"))
+    )
     assert segs[0].speaker == "A" and segs[-1].speaker == "B"
     assert [s.start for s in segs] == sorted(s.start for s in segs)
     a_text = " ".join(s.text for s in segs if s.speaker == "A")
@@ -111,9 +113,17 @@ def test_oracle_segments_keyed_output_scores_against_references(call, tmp_path):
 
 def test_manifest_with_nemo_fields_and_all_formats(call, tmp_path):
     manifest = tmp_path / "m.jsonl"
-    rows = [{"audio_filepath": str(call), "offset": 0.5, "duration": 5.0, "id": "u1",
-             "channel": 0, "speaker": "agent"},
-            {"audio": str(call), "start": 5.0, "end": 11.0, "id": "u2", "channel": 1}]  # fmt: skip
+    rows = [
+        {
+            "audio_filepath": str(call),
+            "offset": 0.5,
+            "duration": 5.0,
+            "id": "u1",
+            "channel": 0,
+            "speaker": "agent",
+        },
+        {"audio": str(call), "start": 5.0, "end": 11.0, "id": "u2", "channel": 1},
+    ]
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = run_cli(
         "transcribe", str(manifest), "-m", "tiny.en", "-f", "all", "-o", str(tmp_path / "o")
@@ -137,8 +147,16 @@ def test_batch_goes_on_past_a_bad_file_and_resumes(call, tmp_path):
     good = tmp_path / "good.wav"
     shutil.copy(call, good)
     out_dir = tmp_path / "out"
-    args = ["transcribe", str(bad), str(good), str(tmp_path / "missing.wav"), "-m", "tiny.en",
-            "-o", str(out_dir)]  # fmt: skip
+    args = [
+        "transcribe",
+        str(bad),
+        str(good),
+        str(tmp_path / "missing.wav"),
+        "-m",
+        "tiny.en",
+        "-o",
+        str(out_dir),
+    ]
     first = run_cli(*args)
     assert first.returncode == 1
     assert "broken.wav: cannot decode audio" in first.stderr
@@ -214,8 +232,10 @@ def test_language_per_segment_follows_code_switching(tmp_path):
 
 def test_manifest_language_names_are_codes_for_the_engine(call, tmp_path):
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"id": "u", "audio": str(call), "start": 0.5, "end": 5.0,
-                                    "language": "English"}) + "\n")  # fmt: skip
+    manifest.write_text(
+        json.dumps({"id": "u", "audio": str(call), "start": 0.5, "end": 5.0, "language": "English"})
+        + "\n"
+    )
     segs = list(sbasr.transcribe(manifest, model="base"))
     assert [s.id for s in segs] == ["u"] and segs[0].language == "en"
 
@@ -224,17 +244,19 @@ def test_segment_on_a_missing_channel_is_an_error_not_a_silent_loss(tmp_path):
     mono = tmp_path / "mono.wav"
     sf.write(mono, speak(SAY_A), SR)
     manifest = tmp_path / "m.jsonl"
-    manifest.write_text(json.dumps({"id": "u", "audio": str(mono), "start": 0.0, "end": 2.0,
-                                    "channel": 1}) + "\n")  # fmt: skip
+    manifest.write_text(
+        json.dumps({"id": "u", "audio": str(mono), "start": 0.0, "end": 2.0, "channel": 1}) + "\n"
+    )
     out = run_cli("transcribe", str(manifest), "-m", "tiny.en", "-o", str(tmp_path / "o"))
     assert out.returncode == 1
     assert "segment u is on channel 1, but the audio has 1" in out.stderr
 
 
-@pytest.mark.parametrize(("fmt", "rate", "channels"), [("flac", 44_100, 1), ("ogg", 22_050, 2),
-                                                      ("wav", 8_000, 4)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("fmt", "rate", "channels"), [("flac", 44_100, 1), ("ogg", 22_050, 2), ("wav", 8_000, 4)]
+)
 def test_any_format_rate_and_channel_count_decodes(tmp_path, fmt, rate, channels):
-    from sbasr.audio import load_audio
+    from sbasr.io.audio import load_audio
 
     t = np.arange(int(rate * 2.5)) / rate
     data = np.stack([0.1 * np.sin(2 * np.pi * (220 + 110 * c) * t) for c in range(channels)], 1)
@@ -250,9 +272,9 @@ def test_any_format_rate_and_channel_count_decodes(tmp_path, fmt, rate, channels
 
 
 def test_same_named_files_get_distinct_ids_and_outputs(tmp_path):
-    from sbasr.batch import output_path
-    from sbasr.inputs import expand_inputs
-    from sbasr.writers import writers_for
+    from sbasr.asr.inputs import expand_inputs
+    from sbasr.asr.runner import output_path
+    from sbasr.asr.writers import writers_for
 
     rows = []
     for lang in ("en", "fr"):

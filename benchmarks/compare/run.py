@@ -42,10 +42,10 @@ class Sizes:
     eval_steps: int
 
 
-FULL = Sizes(train=100, dev=10, test=30, whisper_steps=40, stage1_steps=120, stage2_steps=80,
-             eval_steps=40)  # fmt: skip
-QUICK = Sizes(train=6, dev=2, test=3, whisper_steps=2, stage1_steps=2, stage2_steps=2,
-              eval_steps=2)  # fmt: skip
+FULL = Sizes(
+    train=100, dev=10, test=30, whisper_steps=40, stage1_steps=120, stage2_steps=80, eval_steps=40
+)
+QUICK = Sizes(train=6, dev=2, test=3, whisper_steps=2, stage1_steps=2, stage2_steps=2, eval_steps=2)
 
 
 @dataclass
@@ -63,7 +63,7 @@ def prepare(sounds: Path, out: Path, sizes: Sizes) -> dict[str, Path]:
     rest for dev, the rest for training; then cut each part to the sizes asked."""
     from asterisk import prompts
 
-    from sbasr.data import _probe
+    from sbasr.training.data import _probe
 
     parts: dict[str, list[dict]] = {"train": [], "dev": [], "test": []}
     for lang in LANGUAGES:
@@ -75,12 +75,19 @@ def prepare(sounds: Path, out: Path, sizes: Sizes) -> dict[str, Path]:
         rest = [r for i, r in enumerate(rows) if i % 5 != 0]
         dev = [r for i, r in enumerate(rest) if i % 10 == 0]
         train = [r for i, r in enumerate(rest) if i % 10 != 0]
-        for name, part, n in (("train", train, sizes.train), ("dev", dev, sizes.dev),
-                              ("test", test, sizes.test)):  # fmt: skip
+        for name, part, n in (
+            ("train", train, sizes.train),
+            ("dev", dev, sizes.dev),
+            ("test", test, sizes.test),
+        ):
             step = max(1, len(part) // n)
             for key, wav, text in part[::step][:n]:
-                row = {"id": f"{lang}-{key.replace('/', '_')}", "audio": str(wav),
-                       "text": text, "language": lang}  # fmt: skip
+                row = {
+                    "id": f"{lang}-{key.replace('/', '_')}",
+                    "audio": str(wav),
+                    "text": text,
+                    "language": lang,
+                }
                 if name == "test":  # one oracle segment per file: hypotheses keyed by id
                     row.update(start=0.0, end=round(_probe(str(wav)) or 0.0, 3))
                 parts[name].append(row)
@@ -94,8 +101,11 @@ def write_parts(parts: dict[str, list[dict]], out: Path) -> dict[str, Path]:
         paths[name] = out / f"{name}.jsonl"
         paths[name].write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     counts = {name: len(rows) for name, rows in parts.items()}
-    print(f"data: {counts['train']} train, {counts['dev']} dev, {counts['test']} test "
-          f"utterances over {', '.join(LANGUAGES)}", flush=True)  # fmt: skip
+    print(
+        f"data: {counts['train']} train, {counts['dev']} dev, {counts['test']} test "
+        f"utterances over {', '.join(LANGUAGES)}",
+        flush=True,
+    )
     return paths
 
 
@@ -109,24 +119,64 @@ def sbasr(*args: str) -> subprocess.CompletedProcess[str]:
 def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
     """(name, family, finetune arguments or None for zero-shot)."""
     w = args.whisper
-    common = ["--learning-rate", "5e-4", "--warmup-steps", "10", "--eval-steps",
-              str(sizes.eval_steps), "--seed", "0"]  # fmt: skip
-    whisper = [*common, "--arch", "whisper", "--model", w, "--max-steps",
-               str(sizes.whisper_steps), "--batch-size", "4"]  # fmt: skip
-    slm = ["--arch", "speechllm", "--model", w, "--llm", args.llm, "--stages", "1,2",
-           "--warmup-steps", "20", "--batch-seconds", "30", "--average-best", "3",
-           "--eval-steps", str(sizes.eval_steps), "--seed", "0"]  # fmt: skip
+    common = [
+        "--learning-rate",
+        "5e-4",
+        "--warmup-steps",
+        "10",
+        "--eval-steps",
+        str(sizes.eval_steps),
+        "--seed",
+        "0",
+    ]
+    whisper = [
+        *common,
+        "--arch",
+        "whisper",
+        "--model",
+        w,
+        "--max-steps",
+        str(sizes.whisper_steps),
+        "--batch-size",
+        "4",
+    ]
+    slm = [
+        "--arch",
+        "speechllm",
+        "--model",
+        w,
+        "--llm",
+        args.llm,
+        "--stages",
+        "1,2",
+        "--warmup-steps",
+        "20",
+        "--batch-seconds",
+        "30",
+        "--average-best",
+        "3",
+        "--eval-steps",
+        str(sizes.eval_steps),
+        "--seed",
+        "0",
+    ]
     dual = ["--encoder2", args.encoder2]
     return [
         (f"Whisper {w}, zero-shot", "end-to-end", None),
         (f"Whisper {w} + LoRA", "end-to-end", [*whisper, "--method", "lora"]),
-        (f"Whisper {w}, full fine-tuning", "end-to-end",
-         [*whisper, "--method", "full", "--learning-rate", "1e-5"]),
+        (
+            f"Whisper {w}, full fine-tuning",
+            "end-to-end",
+            [*whisper, "--method", "full", "--learning-rate", "1e-5"],
+        ),
         ("Speech-LLM, Whisper encoder", "Speech-LLM", slm),
         ("Speech-LLM, two encoders, concat", "Speech-LLM", [*slm, *dual, "--fusion", "concat"]),
-        ("Speech-LLM, two encoders, gated-bi-cross-concat", "Speech-LLM",
-         [*slm, *dual, "--fusion", "gated-bi-cross-concat"]),
-    ]  # fmt: skip
+        (
+            "Speech-LLM, two encoders, gated-bi-cross-concat",
+            "Speech-LLM",
+            [*slm, *dual, "--fusion", "gated-bi-cross-concat"],
+        ),
+    ]
 
 
 def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
@@ -134,14 +184,21 @@ def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
     if "speechllm" not in cmd:
         return [cmd]
     base = [c for c in cmd if c != "--stages" and c != "1,2"]
-    return [[*base, "--stage", "1", "--max-steps", str(sizes.stage1_steps),
-             "--learning-rate", "5e-4"],
-            [*base, "--stage", "2", "--max-steps", str(sizes.stage2_steps),
-             "--learning-rate", "2e-4"]]  # fmt: skip
+    return [
+        [*base, "--stage", "1", "--max-steps", str(sizes.stage1_steps), "--learning-rate", "5e-4"],
+        [*base, "--stage", "2", "--max-steps", str(sizes.stage2_steps), "--learning-rate", "2e-4"],
+    ]
 
 
-def run_system(name: str, family: str, cmd: list[str] | None, data: dict[str, Path],
-               work: Path, sizes: Sizes, args) -> Result:  # fmt: skip
+def run_system(
+    name: str,
+    family: str,
+    cmd: list[str] | None,
+    data: dict[str, Path],
+    work: Path,
+    sizes: Sizes,
+    args,
+) -> Result:
     """Train (unless a finished model is there), transcribe and score one system. Each
     finished result is kept in the work directory, so an interrupted comparison run again
     with the same --work goes on where it stopped."""
@@ -155,11 +212,20 @@ def run_system(name: str, family: str, cmd: list[str] | None, data: dict[str, Pa
     if cmd is not None:
         out = work / slug
         for i, step in enumerate(stage_steps(cmd, sizes), 1):
-            finished = out / ("ct2/model.bin" if "speechllm" not in step else
-                              f"stage{i}/sbasr-speechllm.json")  # fmt: skip
+            finished = out / (
+                "ct2/model.bin" if "speechllm" not in step else f"stage{i}/sbasr-speechllm.json"
+            )
             if not finished.is_file():
-                sbasr("finetune", "--train", str(data["train"]), "--dev", str(data["dev"]),
-                      "-o", str(out), *step)  # fmt: skip
+                sbasr(
+                    "finetune",
+                    "--train",
+                    str(data["train"]),
+                    "--dev",
+                    str(data["dev"]),
+                    "-o",
+                    str(out),
+                    *step,
+                )
         # the Trainer's own run time: model loading and the export are not training
         states = [out / "trainer_state.json", *sorted(out.glob("stage*/trainer_state.json"))]
         for state in states:
@@ -172,8 +238,19 @@ def run_system(name: str, family: str, cmd: list[str] | None, data: dict[str, Pa
     # greedy for both families; no prompt needs more than 80 tokens, and an undertrained
     # Speech-LLM that rambles would otherwise spend most of the run writing 200
     decode = ["--beam-size", "1", "--max-new-tokens", "80"]
-    run = sbasr("transcribe", str(data["test"]), "--engine", engine, "--model", model,
-                "-f", "keyed", "-o", str(hyp_dir), *decode)  # fmt: skip
+    run = sbasr(
+        "transcribe",
+        str(data["test"]),
+        "--engine",
+        engine,
+        "--model",
+        model,
+        "-f",
+        "keyed",
+        "-o",
+        str(hyp_dir),
+        *decode,
+    )
     rtf = re.search(r"real-time factor ([0-9.]+)", run.stderr)
     hyp = work / f"hyp-{slug}.txt"
     hyp.write_text("".join(p.read_text() for p in sorted(hyp_dir.glob("*.keyed"))))
@@ -182,9 +259,12 @@ def run_system(name: str, family: str, cmd: list[str] | None, data: dict[str, Pa
     result.pooled = report["pooled"]["rate"]
     result.rates = {row["language"]: row["rate"] for row in report["languages"]}
     done.write_text(json.dumps(asdict(result)))
-    print(f"  {name}: pooled {100 * result.pooled:.2f}% "
-          + " ".join(f"{k} {100 * v:.1f}%" for k, v in result.rates.items())
-          + f"; trained {seconds / 60:.1f} min, RTF {result.rtf:.3f}", flush=True)  # fmt: skip
+    print(
+        f"  {name}: pooled {100 * result.pooled:.2f}% "
+        + " ".join(f"{k} {100 * v:.1f}%" for k, v in result.rates.items())
+        + f"; trained {seconds / 60:.1f} min, RTF {result.rtf:.3f}",
+        flush=True,
+    )
     return result
 
 
@@ -192,15 +272,20 @@ def table(results: list[Result], meta: dict) -> str:
     head = "| system | family | " + " | ".join(LANGUAGES) + " | pooled CER/WER | training | RTF |"
     lines = [head, "|" + "---|" * (len(LANGUAGES) + 5)]
     for r in results:
-        rates = " | ".join(f"{100 * r.rates[lang]:.2f}%" if lang in r.rates else "-"
-                           for lang in LANGUAGES)  # fmt: skip
+        rates = " | ".join(
+            f"{100 * r.rates[lang]:.2f}%" if lang in r.rates else "-" for lang in LANGUAGES
+        )
         train = f"{r.train_seconds / 60:.1f} min" if r.train_seconds else "-"
-        lines.append(f"| {r.system} | {r.family} | {rates} | **{100 * r.pooled:.2f}%** | "
-                     f"{train} | {r.rtf:.3f} |")  # fmt: skip
-    notes = (f"\n{meta['data']}. Error rates are WER (MLC-SLM normalisation, `sbasr score`), "
-             f"pooled over all test utterances. Training on {meta['device']}; RTF is "
-             "`sbasr transcribe`'s real-time factor on the test set (greedy decoding, "
-             "the model load included). Run: " + meta["command"] + "\n")  # fmt: skip
+        lines.append(
+            f"| {r.system} | {r.family} | {rates} | **{100 * r.pooled:.2f}%** | "
+            f"{train} | {r.rtf:.3f} |"
+        )
+    notes = (
+        f"\n{meta['data']}. Error rates are WER (MLC-SLM normalisation, `sbasr score`), "
+        f"pooled over all test utterances. Training on {meta['device']}; RTF is "
+        "`sbasr transcribe`'s real-time factor on the test set (greedy decoding, "
+        "the model load included). Run: " + meta["command"] + "\n"
+    )
     return "\n".join(lines) + "\n" + notes
 
 
@@ -254,19 +339,24 @@ def main() -> None:
         data = prepare(args.sounds, work / "data", sizes)
     import torch
 
-    device = (torch.cuda.get_device_name() if torch.cuda.is_available()
-              else f"a {torch.get_num_threads()}-thread CPU")  # fmt: skip
+    device = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"a {torch.get_num_threads()}-thread CPU"
+    )
     results = []
     for name, family, cmd in systems(args, sizes):
         if args.only and args.only not in name:
             continue
         results.append(run_system(name, family, cmd, data, work, sizes, args))
     counts = {n: sum(1 for _ in data[n].open()) for n in ("train", "dev", "test")}
-    meta = {"data": f"{counts['train']} train, {counts['dev']} dev and {counts['test']} "
-                    f"held-out utterances ({', '.join(LANGUAGES)})",
-            "device": device, "sizes": asdict(sizes),
-            "command": "`python benchmarks/compare/run.py" + (" --quick" if args.quick else "")
-                       + "`"}  # fmt: skip
+    meta = {
+        "data": f"{counts['train']} train, {counts['dev']} dev and {counts['test']} "
+        f"held-out utterances ({', '.join(LANGUAGES)})",
+        "device": device,
+        "sizes": asdict(sizes),
+        "command": "`python benchmarks/compare/run.py" + (" --quick" if args.quick else "") + "`",
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.md").write_text(table(results, meta))
     (args.out / "results.json").write_text(
@@ -274,8 +364,10 @@ def main() -> None:
     )
     chart(results, args.out / "results.png")
     print(table(results, meta))
-    best = {fam: min((r for r in results if r.family == fam), key=lambda r: r.pooled)
-            for fam in {r.family for r in results}}  # fmt: skip
+    best = {
+        fam: min((r for r in results if r.family == fam), key=lambda r: r.pooled)
+        for fam in {r.family for r in results}
+    }
     for fam, r in sorted(best.items()):
         print(f"best {fam}: {r.system}, pooled {100 * r.pooled:.2f}%")
 

@@ -8,21 +8,21 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-# Kept in step with pyproject.toml by a test; importlib.metadata would cost 40 ms a start.
+# The one place the version is written: setuptools reads it from here (pyproject.toml).
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "score": "sbasr.scoring",
-    "ScoreReport": "sbasr.scoring",
-    "ErrorCounts": "sbasr.scoring",
-    "UtteranceScore": "sbasr.scoring",
-    "Transcripts": "sbasr.transcripts",
-    "read_transcripts": "sbasr.transcripts",
+    "score": "sbasr.scoring.api",
+    "ScoreReport": "sbasr.scoring.api",
+    "ErrorCounts": "sbasr.scoring.api",
+    "UtteranceScore": "sbasr.scoring.api",
+    "Transcripts": "sbasr.scoring.transcripts",
+    "read_transcripts": "sbasr.scoring.transcripts",
     "SbasrError": "sbasr.errors",
-    "transcribe": "sbasr.pipeline",
-    "Segment": "sbasr.pipeline",
-    "TranscribeOptions": "sbasr.pipeline",
-    "DecodeOptions": "sbasr.engines",
+    "transcribe": "sbasr.asr.pipeline",
+    "Segment": "sbasr.asr.pipeline",
+    "TranscribeOptions": "sbasr.asr.pipeline",
+    "DecodeOptions": "sbasr.asr.engines.base",
 }
 
 __all__ = [
@@ -41,11 +41,11 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .engines import DecodeOptions
+    from .asr.engines.base import DecodeOptions
+    from .asr.pipeline import Segment, TranscribeOptions, transcribe
     from .errors import SbasrError
-    from .pipeline import Segment, TranscribeOptions, transcribe
-    from .scoring import ErrorCounts, ScoreReport, UtteranceScore, score
-    from .transcripts import Transcripts, read_transcripts
+    from .scoring.api import ErrorCounts, ScoreReport, UtteranceScore, score
+    from .scoring.transcripts import Transcripts, read_transcripts
 
 
 def __getattr__(name: str) -> Any:

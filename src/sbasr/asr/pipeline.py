@@ -1,0 +1,212 @@
+"""The transcription pipeline: audio -> spans -> engine -> timed, attributed segments.
+
+Channel handling and segmentation live here, the recogniser in `sbasr.asr.engines.base`, the output
+formats in `sbasr.asr.writers`. `transcribe()` yields segments lazily, file after file.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass, field, replace
+
+import numpy as np
+
+from ..errors import SbasrError
+from ..io.audio import Audio, load_audio
+from ..io.languages import to_code
+from .engines.base import Decoded, DecodeOptions, Engine, Word, load_engine
+from .inputs import Recording, expand_inputs
+from .segments import Span, split_long, vad_spans
+
+
+@dataclass
+class Segment:
+    """One transcribed stretch of speech."""
+
+    id: str  # utterance id: the oracle segment's, else recording-speaker-start-end
+    recording: str
+    start: float
+    end: float
+    text: str
+    speaker: str | None = None
+    channel: int = 0
+    language: str | None = None
+    words: list[Word] = field(default_factory=list)
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+
+    def __post_init__(self) -> None:
+        self.start, self.end = round(self.start, 3), round(self.end, 3)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TranscribeOptions:
+    """How recordings are cut and decoded, engine aside."""
+
+    channels: str = "mix"  # "mix" or "split": one speaker per channel
+    language_per_segment: bool = False  # detect per span (code-switching conversations)
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+
+
+def transcribe(
+    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
+    *,
+    engine: str | Engine = "whisper",
+    model: str | None = None,
+    options: TranscribeOptions | None = None,
+    oracle_segments: bool = False,
+    **engine_settings: object,
+) -> Iterator[Segment]:
+    """Transcribe files, directories or manifests; segments come lazily, in time order
+    within each recording."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    recordings, problems = expand_inputs(list(inputs), oracle_segments)
+    if problems:
+        raise SbasrError(problems[0][1])
+    if isinstance(engine, str):
+        engine = load_engine(engine, model, **engine_settings)
+    for rec in recordings:
+        yield from transcribe_recording(rec, engine, options or TranscribeOptions())
+
+
+def transcribe_recording(
+    rec: Recording, engine: Engine, options: TranscribeOptions, audio: Audio | None = None
+) -> Iterator[Segment]:
+    """One recording's segments, channels merged in time order."""
+    if audio is None:
+        audio = load_audio(rec.path, split_channels=needs_split(rec, options))
+    for span in rec.spans or []:
+        if span.channel >= len(audio.channels):
+            raise SbasrError(
+                f"{rec.path}: segment {span.id or span.start} is on channel {span.channel}, "
+                f"but the audio has {len(audio.channels)}"
+            )
+    streams = []
+    for index, samples in enumerate(audio.channels):
+        if rec.spans is not None:
+            spans = split_long([s for s in rec.spans if s.channel == index])
+        else:
+            speaker = _speaker_label(index) if len(audio.channels) > 1 else None
+            spans = vad_spans(samples, channel=index, speaker=speaker)
+        if spans:
+            streams.append(_channel_segments(rec, engine, samples, spans, options))
+    yield from heapq.merge(*streams, key=lambda s: (s.start, s.channel))
+
+
+def needs_split(rec: Recording, options: TranscribeOptions) -> bool:
+    """Whether to keep channels apart: asked for, or oracle segments name a channel."""
+    return options.channels == "split" or any(s.channel > 0 for s in rec.spans or [])
+
+
+def _speaker_label(channel: int) -> str:
+    return chr(ord("A") + channel) if channel < 26 else f"ch{channel}"
+
+
+def _channel_segments(
+    rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
+) -> Iterator[Segment]:
+    decode = options.decode
+    fixed = _code(decode.language or rec.language)  # the user's, or the manifest row's
+    detected: str | None = None
+    by_lang: dict[str | None, list[int]] = {}
+    for i, span in enumerate(spans):
+        if fixed:
+            lang = fixed
+        elif span.language:  # an oracle segment's own language
+            lang = _code(span.language)
+        elif options.language_per_segment:
+            lang = engine.detect_language(span.samples(audio))[0]
+        else:  # one language for the recording, detected once on its longest span
+            if detected is None:
+                detected = engine.detect_language(_longest(spans).samples(audio))[0]
+            lang = detected
+        by_lang.setdefault(lang, []).append(i)
+    groups = list(by_lang.items())
+
+    streams = []
+    for lang, indices in groups:
+        chosen = [spans[i] for i in indices]
+        oracle = chosen[0].id is not None
+        opts = replace(decode, language=lang, timestamps=decode.timestamps and not oracle)
+        streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
+    merged = heapq.merge(*streams, key=lambda s: s[1].start)
+    yield from _join_oracle(rec, spans, merged)
+
+
+def _attributed(
+    indices: list[int], decoded: Iterator[Decoded], language: str | None
+) -> Iterator[tuple[int, Decoded]]:
+    """Engine output keyed by the index of its span in the channel's list."""
+    for d in decoded:
+        d.language = d.language or language
+        yield indices[d.span], d
+
+
+def _join_oracle(
+    rec: Recording, spans: list[Span], decoded: Iterator[tuple[int, Decoded]]
+) -> Iterator[Segment]:
+    """VAD spans give one segment per decoded piece; an oracle segment gives exactly one
+    segment, its pieces joined, so that its id appears once (and an empty one too)."""
+    if not spans or spans[0].id is None:
+        for index, d in decoded:
+            span = spans[index]
+            yield Segment(
+                _segment_id(rec.id, span, d.start, d.end),
+                rec.id,
+                d.start,
+                d.end,
+                d.text,
+                span.speaker,
+                span.channel,
+                d.language,
+                d.words,
+                d.avg_logprob,
+                d.no_speech_prob,
+            )
+        return
+    pieces: dict[str, list[Decoded]] = {}
+    for index, d in decoded:
+        pieces.setdefault(spans[index].id or "", []).append(d)
+    done: set[str] = set()
+    for span in spans:  # oracle order; long segments were split into parts with one id
+        uid = span.id or ""
+        if uid in done:
+            continue
+        done.add(uid)
+        parts = pieces.get(uid, [])
+        whole = [s for s in spans if s.id == uid]
+        text = " ".join(p.text.strip() for p in parts if p.text.strip())
+        probs = [p.avg_logprob for p in parts if p.avg_logprob is not None]
+        yield Segment(
+            uid,
+            rec.id,
+            whole[0].start,
+            whole[-1].end,
+            text,
+            span.speaker,
+            span.channel,
+            parts[0].language if parts else span.language,
+            [w for p in parts for w in p.words],
+            float(np.mean(probs)) if probs else None,
+            max((p.no_speech_prob or 0.0) for p in parts) if parts else None,
+        )
+
+
+def _segment_id(recording: str, span: Span, start: float, end: float) -> str:
+    who = span.speaker or "A"
+    return f"{recording}-{who}-{round(start * 100):06d}-{round(end * 100):06d}"
+
+
+def _code(language: str | None) -> str | None:
+    """Manifests say "English" or "en"; engines want the code."""
+    return (to_code(language) or language) if language else None
+
+
+def _longest(spans: list[Span]) -> Span:
+    return max(spans, key=lambda s: s.duration)

@@ -1,0 +1,119 @@
+"""Decoding audio: any format PyAV (FFmpeg) reads, any rate, to 16 kHz float32.
+
+faster-whisper's own `decode_audio` mixes down or splits stereo only; calls often carry
+more channels, so the resampling here keeps every channel when asked to.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import SbasrError
+
+SAMPLE_RATE = 16_000
+
+
+@dataclass
+class Audio:
+    """One recording as 16 kHz float32 channels (one array when mixed down)."""
+
+    path: str
+    channels: list[np.ndarray]
+
+    @property
+    def duration(self) -> float:
+        return len(self.channels[0]) / SAMPLE_RATE if self.channels else 0.0
+
+
+def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Audio:
+    """Decode `path`; mixed down to mono unless `split_channels`."""
+    import av
+
+    try:
+        container = av.open(str(path))
+    except FileNotFoundError:
+        raise SbasrError(f"{path}: no such file") from None
+    except Exception as e:  # PyAV raises many kinds: all mean "cannot read this"
+        raise SbasrError(f"{path}: cannot decode audio: {_reason(e)}") from None
+    with container:
+        streams = container.streams.audio
+        if not streams:
+            raise SbasrError(f"{path}: no audio stream")
+        stream = streams[0]
+        layout = stream.layout.name if split_channels else "mono"
+        resampler = av.AudioResampler(format="fltp", layout=layout, rate=SAMPLE_RATE)
+        # Fill one array sized from the container's duration rather than concatenating
+        # frames at the end, which would hold an hour of audio twice.
+        n_channels = len(stream.layout.channels) if split_channels else 1
+        expected = int((container.duration or 0) / 1_000_000 * SAMPLE_RATE) + SAMPLE_RATE
+        data = np.empty((n_channels, max(expected, SAMPLE_RATE)), dtype=np.float32)
+        filled = 0
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None  # let the resampler count; broken timestamps are common
+                for out in resampler.resample(frame):
+                    data, filled = _append(data, filled, out.to_ndarray())
+            for out in resampler.resample(None):
+                data, filled = _append(data, filled, out.to_ndarray())
+        except Exception as e:
+            raise SbasrError(f"{path}: cannot decode audio: {_reason(e)}") from None
+    if filled == 0:
+        raise SbasrError(f"{path}: the audio stream is empty")
+    data = data[:, :filled]
+    return Audio(str(path), [np.ascontiguousarray(ch) for ch in data])
+
+
+def _append(data: np.ndarray, filled: int, chunk: np.ndarray) -> tuple[np.ndarray, int]:
+    n = chunk.shape[1]
+    if filled + n > data.shape[1]:  # the duration was unknown or wrong: grow by half
+        grown = np.empty((data.shape[0], max(filled + n, data.shape[1] * 3 // 2)), np.float32)
+        grown[:, :filled] = data[:, :filled]
+        data = grown
+    data[:, filled : filled + n] = chunk
+    return data, filled + n
+
+
+def _reason(error: Exception) -> str:
+    return str(error).splitlines()[0] if str(error) else type(error).__name__
+
+
+def load_range(path: str | os.PathLike[str], start: float | None, end: float | None) -> np.ndarray:
+    """Mono 16 kHz samples of `start`..`end` seconds (the whole file for None), reading only
+    that stretch where libsndfile can seek (wav, flac, ogg): a five-second segment of a
+    half-hour call must not decode the half hour."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except Exception:  # not a libsndfile format (mp3, m4a, video): decode it all
+        audio = load_audio(path).channels[0]
+        if start is None:
+            return audio
+        stop = int(end * SAMPLE_RATE) if end is not None else None
+        return audio[int(start * SAMPLE_RATE) : stop]
+    first = int((start or 0.0) * info.samplerate)
+    stop = int(end * info.samplerate) if end is not None else None
+    data, rate = sf.read(str(path), start=first, stop=stop, dtype="float32", always_2d=True)
+    return resample(data.mean(axis=1), rate)
+
+
+def resample(samples: np.ndarray, rate: float, target: int = SAMPLE_RATE) -> np.ndarray:
+    """`samples` taken at `rate` as if taken at `target` (FFmpeg's resampler, via PyAV).
+
+    Also speed perturbation: reading 16 kHz audio as if it were at 16 kHz x 1.1 makes it
+    1.1 times faster (and higher)."""
+    if rate == target or len(samples) == 0:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    import av
+
+    frame = av.AudioFrame.from_ndarray(
+        np.ascontiguousarray(samples, dtype=np.float32)[None, :], format="fltp", layout="mono"
+    )
+    frame.sample_rate = round(rate)
+    resampler = av.AudioResampler(format="fltp", layout="mono", rate=target)
+    parts = [f.to_ndarray()[0] for f in resampler.resample(frame)]
+    parts += [f.to_ndarray()[0] for f in resampler.resample(None)]
+    return np.concatenate(parts).astype(np.float32, copy=False) if parts else samples[:0]

@@ -1,0 +1,73 @@
+"""Reading inputs with errors that name file and line; writing outputs so that an
+interrupted run never leaves a half-written file behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import SbasrError
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A UTF-8 text file (a BOM is dropped), or an SbasrError naming the file and line."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise SbasrError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SbasrError(f"{path}: is a directory, not a text file") from None
+    except OSError as e:
+        raise SbasrError(f"{path}: cannot read: {e.strerror}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise SbasrError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{data[e.start]:02x}); "
+            "re-encode the file as UTF-8"
+        ) from None
+
+
+def jsonl_rows(path: str | os.PathLike[str], text: str) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSON Lines text."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SbasrError(f"{path}:{number}: invalid JSON: {e.msg}") from None
+        if not isinstance(row, dict):
+            raise SbasrError(f"{path}:{number}: expected a JSON object per line")
+        yield number, row
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes) -> Path:
+    """Write to a temporary file beside `path`, then rename it over `path`.
+
+    The rename is atomic on POSIX and Windows, so readers see the old file or the new one,
+    never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs follow the umask
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -1,0 +1,98 @@
+"""Reading transcripts: keyed text (Kaldi, MLC-SLM, meeteval), JSON Lines manifests, or
+plain line-aligned text.
+
+Utterances are identified by id, never by position, except in plain text where the user
+said so. Every problem is reported as `file:line: what is wrong`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from ..errors import SbasrError
+from ..io.files import jsonl_rows, read_text
+
+
+@dataclass
+class Transcripts:
+    """Parallel lists, one entry per utterance, in file order."""
+
+    path: str
+    ids: list[str]
+    texts: list[str]
+    languages: list[str | None] | None = None  # from a manifest's "language" field
+
+
+def read_transcripts(path: str | os.PathLike[str], *, by_line: bool = False) -> Transcripts:
+    """Read a transcript file; the format (keyed text or JSON Lines) is told by content."""
+    text = read_text(path)
+    if by_line:
+        return _parse_lines(str(path), text)
+    if text.lstrip().startswith("{"):
+        return _parse_jsonl(str(path), text)
+    return _parse_keyed(str(path), text)
+
+
+def _parse_keyed(path: str, text: str) -> Transcripts:
+    # Comprehensions rather than a loop with appends: this runs over 10^5 lines.
+    rows = [line.split(None, 1) for line in text.splitlines()]
+    if not all(rows):
+        rows = [row for row in rows if row]  # blank lines
+    ids = [row[0] for row in rows]
+    # An id alone is a real utterance whose text is empty: it must be scored.
+    texts = [row[1].rstrip() if len(row) == 2 else "" for row in rows]
+    _check_unique(path, text, ids)
+    return Transcripts(path, ids, texts)
+
+
+def _parse_jsonl(path: str, text: str) -> Transcripts:
+    ids: list[str] = []
+    texts: list[str] = []
+    languages: list[str | None] = []
+    for number, row in jsonl_rows(path, text):
+        uid = row.get("id", row.get("utt_id", row.get("key")))
+        if uid is None:
+            raise SbasrError(f"{path}:{number}: no 'id' field")
+        value = row.get("text", "")
+        if value is None:
+            value = ""
+        if not isinstance(value, str):
+            raise SbasrError(f"{path}:{number}: 'text' must be a string")
+        ids.append(str(uid))
+        texts.append(value)
+        lang = row.get("language")
+        languages.append(str(lang) if lang else None)
+    _check_unique(path, text, ids, jsonl=True)
+    return Transcripts(path, ids, texts, languages)
+
+
+def _parse_lines(path: str, text: str) -> Transcripts:
+    texts = [line.strip() for line in text.splitlines()]
+    ids = [str(i) for i in range(1, len(texts) + 1)]
+    return Transcripts(path, ids, texts)
+
+
+def _check_unique(path: str, text: str, ids: list[str], jsonl: bool = False) -> None:
+    if len(set(ids)) == len(ids):
+        return
+    # Slow path, taken once on error: find the line of the first repeat.
+    seen: set[str] = set()
+    dupe = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+    count = 0
+    for number, line in enumerate(text.splitlines(), 1):
+        if jsonl:
+            hit = line.strip() and str(_json_id(line)) == dupe
+        else:
+            hit = line.split(None, 1)[:1] == [dupe]
+        if hit:
+            count += 1
+            if count == 2:
+                raise SbasrError(f"{path}:{number}: duplicate utterance id {dupe!r}")
+    raise SbasrError(f"{path}: duplicate utterance id {dupe!r}")
+
+
+def _json_id(line: str) -> object:
+    row = json.loads(line)
+    return row.get("id", row.get("utt_id", row.get("key")))

@@ -1,0 +1,366 @@
+"""The Speech-LLM: Whisper encoder (and optionally a second encoder in parallel, fused),
+a projector, and a causal LLM prompted with the language, adapted with LoRA.
+
+The LLM sees [bos] + prompt + speech embeddings + transcript + [eos], and only the
+transcript and the end token are learned. A trained model is one directory: the
+configuration (which says where the base encoders and LLM come from), the trained
+weights in `model.safetensors` (fusion, projector, and encoder weights when trained),
+and the LLM's LoRA in `llm_adapter/` in peft's own format.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import SbasrError
+from ..io.files import write_atomic
+from ..io.languages import name as language_name
+from .encoders import align_frames, frame_mask, load_encoder
+from .fusion import Fusion
+from .llm import DEFAULT_LLM, load_llm
+from .projectors import build_projector, match_scale
+
+CONFIG_NAME = "sbasr-speechllm.json"
+WEIGHTS_NAME = "model.safetensors"
+ADAPTER_DIR = "llm_adapter"
+PROMPT = "Please transcribe the following audio in {language}:\n"
+LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+TRAIN_ENCODER = ("frozen", "lora", "full")
+
+
+@dataclass
+class SpeechLLMConfig:
+    """What the model is made of; saved with it, so that it rebuilds from the sources."""
+
+    encoder: str = "base"  # Whisper: embedded name, directory or hub id
+    encoder2: str | None = None  # HuBERT-style (or a second Whisper), in parallel
+    fusion: str = "concat"  # with encoder2 only
+    fusion_heads: int = 8
+    projector: str = "conv"
+    downsample: int = 4
+    llm: str = DEFAULT_LLM
+    prompt: str = PROMPT
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = LLM_LORA_TARGETS
+    llm_lora: bool = False  # set from stage 2 on
+    train_encoder: str = "frozen"
+    encoder_lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    stages_done: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SpeechLLMConfig:
+        known = {f.name for f in fields(cls)}
+        out = cls(**{k: v for k, v in data.items() if k in known})
+        out.lora_targets = tuple(out.lora_targets)
+        out.encoder_lora_targets = tuple(out.encoder_lora_targets)
+        return out
+
+
+class SpeechLLM(nn.Module):
+    def __init__(self, config: SpeechLLMConfig, encoder, encoder2, llm, tokenizer) -> None:
+        super().__init__()
+        if config.train_encoder not in TRAIN_ENCODER:
+            raise SbasrError(
+                f"--train-encoder {config.train_encoder!r}: use one of {', '.join(TRAIN_ENCODER)}"
+            )
+        self.spec = config
+        self.encoder, self.encoder2 = encoder, encoder2
+        self.tokenizer = tokenizer
+        dim = encoder.dim
+        self.fusion = None
+        if encoder2 is not None:
+            try:
+                self.fusion = Fusion(config.fusion, encoder.dim, encoder2.dim, config.fusion_heads)
+            except ValueError as e:
+                raise SbasrError(str(e)) from None
+            dim = self.fusion.dim
+        try:
+            self.projector = build_projector(
+                config.projector, dim, llm.config.hidden_size, config.downsample
+            )
+        except ValueError as e:
+            raise SbasrError(str(e)) from None
+        embeddings = llm.get_input_embeddings().weight.detach()
+        match_scale(self.projector, float(embeddings.float().std()), dim)
+        if config.train_encoder == "lora":
+            from peft import LoraConfig, inject_adapter_in_model
+
+            lora = LoraConfig(
+                r=config.lora_r,
+                lora_alpha=config.lora_alpha,
+                lora_dropout=config.lora_dropout,
+                target_modules=list(config.encoder_lora_targets),
+            )
+            for enc in self._encoders():
+                inject_adapter_in_model(lora, enc)
+        self.llm = llm
+        if config.llm_lora:
+            self._attach_llm_lora()
+
+    # building, stages, saving ------------------------------------------------------------
+
+    @classmethod
+    def build(cls, config: SpeechLLMConfig) -> SpeechLLM:
+        """A fresh model from the configured sources (fusion and projector untrained)."""
+        encoder = load_encoder(config.encoder)
+        if encoder.kind != "whisper":
+            raise SbasrError(f"{config.encoder}: the first encoder must be a Whisper model")
+        encoder2 = load_encoder(config.encoder2) if config.encoder2 else None
+        llm, tokenizer = load_llm(config.llm)
+        return cls(config, encoder, encoder2, llm, tokenizer)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> SpeechLLM:
+        """A trained model from its directory."""
+        directory = Path(directory)
+        if not (directory / CONFIG_NAME).is_file():
+            raise SbasrError(
+                f"{directory}: not a Speech-LLM model directory (no {CONFIG_NAME}); train one "
+                "with: sbasr finetune --arch speechllm --train DATA --output-dir DIR"
+            )
+        config = SpeechLLMConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        model = cls.build(config)
+        model.load_trained(*read_trained(directory))
+        return model.eval()
+
+    def _encoders(self) -> list[nn.Module]:
+        return [e for e in (self.encoder, self.encoder2) if e is not None]
+
+    def _attach_llm_lora(self) -> None:
+        from peft import LoraConfig, get_peft_model
+
+        if getattr(self.llm, "peft_config", None):
+            return
+        cfg = self.spec
+        present = {n.rsplit(".", 1)[-1] for n, _ in self.llm.named_modules()}
+        targets = [t for t in cfg.lora_targets if t in present]
+        if not targets:
+            raise SbasrError(f"the LLM has none of the LoRA target modules {cfg.lora_targets}")
+        lora = LoraConfig(
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=targets,
+            task_type="CAUSAL_LM",
+        )
+        self.llm = get_peft_model(self.llm, lora)
+        cfg.llm_lora = True
+
+    def set_stage(self, stage: int) -> None:
+        """What trains: stage 1 the fusion and projector, stage 2 also the LLM's LoRA;
+        the encoders as `train_encoder` says, in both."""
+        if stage not in (1, 2):
+            raise SbasrError(f"stage {stage}: use 1 or 2")
+        if stage == 2:
+            self._attach_llm_lora()
+        self.requires_grad_(False)
+        for name, param in self.named_parameters():
+            param.requires_grad = self._is_trained(name)
+
+    def _is_trained(self, name: str) -> bool:
+        """Whether a parameter belongs to what this configuration trains (and saves)."""
+        if name.startswith(("fusion.", "projector.")):
+            return True
+        if name.startswith(("encoder.", "encoder2.")):
+            mode = self.spec.train_encoder
+            return mode == "full" or (mode == "lora" and "lora_" in name)
+        if name.startswith("llm."):
+            return self.spec.llm_lora and "lora_" in name
+        return False
+
+    def _encoder_frozen(self) -> bool:
+        return self.spec.train_encoder == "frozen"
+
+    def train(self, mode: bool = True) -> SpeechLLM:
+        super().train(mode)
+        if self._encoder_frozen():  # no dropout, SpecAugment or layer drop in what is fixed
+            for enc in self._encoders():
+                enc.eval()
+        return self
+
+    def save(self, directory: str | Path) -> None:
+        from safetensors.torch import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {
+            n: p.detach().contiguous().cpu()
+            for n, p in self.named_parameters()
+            if self._is_trained(n) and not n.startswith("llm.")
+        }
+        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+        if self.spec.llm_lora:
+            self.llm.save_pretrained(str(directory / ADAPTER_DIR))
+        text = json.dumps(self.spec.to_dict(), indent=2) + "\n"
+        write_atomic(directory / CONFIG_NAME, text)
+
+    def load_trained(self, state: dict, adapter: dict | None) -> None:
+        """Put saved trained weights in place; anything missing or left over is an error."""
+        expected = {
+            n
+            for n, _ in self.named_parameters()
+            if self._is_trained(n) and not n.startswith("llm.")
+        }
+        if set(state) != expected:
+            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
+            raise SbasrError(
+                f"saved weights do not fit the configuration (missing "
+                f"{missing[:3]}, unexpected {extra[:3]})"
+            )
+        self.load_state_dict(state, strict=False)
+        if adapter is not None:
+            from peft import set_peft_model_state_dict
+
+            self._attach_llm_lora()
+            set_peft_model_state_dict(self.llm, adapter)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None) -> None:
+        """The Trainer's hook: checkpoint the LLM (and the encoders when they train)."""
+        kwargs = {"gradient_checkpointing_kwargs": gradient_checkpointing_kwargs}
+        self.llm.gradient_checkpointing_enable(**kwargs)
+        if not self._encoder_frozen():
+            for enc in self._encoders():
+                inner = getattr(enc, "encoder", None) or getattr(enc, "model", None)
+                if hasattr(inner, "gradient_checkpointing_enable"):
+                    inner.gradient_checkpointing_enable(**kwargs)
+
+    # the forward pass -------------------------------------------------------------------
+
+    def _device(self) -> torch.device:
+        return next(self.projector.parameters()).device
+
+    def encode(self, audio: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Speech embeddings for the LLM, (batch, positions, llm_dim), and their counts."""
+        grad = torch.is_grad_enabled() and not self._encoder_frozen()
+        with torch.set_grad_enabled(grad):
+            w, w_len = self.encoder(audio)
+            if self.encoder2 is not None:
+                m, m_len = self.encoder2(audio)
+                m, w_len = align_frames(w, w_len.to(w.device), m, m_len.to(w.device))
+        device = self._device()
+        dtype = next(self.projector.parameters()).dtype
+        w_len = w_len.to(device)
+        x = w.to(device, dtype)
+        if self.fusion is not None:
+            x = self.fusion(x, m.to(device, dtype), frame_mask(w_len, x.shape[1]))
+        return self.projector(x, w_len)
+
+    def prompt_ids(self, language: str | None) -> list[int]:
+        """[bos] + the prompt with the language's English name."""
+        if not language:
+            raise SbasrError("the Speech-LLM is prompted with the language; none was given")
+        text = self.spec.prompt.format(language=language_name(language))
+        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+        return bos + self.tokenizer.encode(text, add_special_tokens=False)
+
+    def target_ids(self, text: str) -> list[int]:
+        """What the LLM learns to write: the transcript and the end token."""
+        ids = self.tokenizer.encode(text.strip(), add_special_tokens=False)
+        return [*ids, self.tokenizer.eos_token_id]
+
+    def _sequences(
+        self,
+        audio: list[np.ndarray],
+        prompts: list[list[int]],
+        targets: list[list[int]] | None,
+        left_pad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Input embeddings, attention mask and labels, each row prompt + speech (+ text)."""
+        speech, lengths = self.encode(audio)
+        embed = self.llm.get_input_embeddings()
+        device = speech.device
+        rows, labels = [], []
+        for i, prompt in enumerate(prompts):
+            tail = targets[i] if targets is not None else []
+            ids = torch.tensor(prompt + tail, dtype=torch.long, device=device)
+            tokens = embed(ids)
+            n = int(lengths[i])
+            rows.append(
+                torch.cat(
+                    [tokens[: len(prompt)], speech[i, :n].to(tokens.dtype), tokens[len(prompt) :]]
+                )
+            )
+            labels.append([-100] * (len(prompt) + n) + tail)
+        width = max(r.shape[0] for r in rows)
+        batch = rows[0].new_zeros(len(rows), width, rows[0].shape[1])
+        mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)
+        label_t = torch.full((len(rows), width), -100, dtype=torch.long, device=device)
+        for i, r in enumerate(rows):
+            where = slice(width - r.shape[0], width) if left_pad else slice(0, r.shape[0])
+            batch[i, where], mask[i, where] = r, 1
+            label_t[i, where] = torch.tensor(labels[i], device=device)
+        return batch, mask, (label_t if targets is not None else None)
+
+    def forward(
+        self, audio: list[np.ndarray], prompt_ids: list[list[int]], labels: torch.Tensor
+    ) -> dict:
+        """The loss on each utterance's transcript and end token (the Trainer's call)."""
+        targets = [row[row != -100].tolist() for row in labels]
+        embeds, mask, label_t = self._sequences(audio, prompt_ids, targets, left_pad=False)
+        out = self.llm(inputs_embeds=embeds, attention_mask=mask, labels=label_t)
+        return {"loss": out.loss}
+
+    @torch.inference_mode()
+    def transcribe(
+        self,
+        audio: list[np.ndarray],
+        languages: list[str],
+        max_new_tokens: int = 200,
+        beam_size: int = 1,
+    ) -> list[str]:
+        """Greedy (or beam) transcripts of a batch of utterances, with the KV cache."""
+        prompts = [self.prompt_ids(lang) for lang in languages]
+        embeds, mask, _ = self._sequences(audio, prompts, None, left_pad=True)
+        tok = self.tokenizer
+        out = self.llm.generate(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            num_beams=beam_size,
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            use_cache=True,
+        )
+        return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
+
+
+def read_trained(directory: str | Path) -> tuple[dict, dict | None]:
+    """The trained weights saved in `directory`: (model.safetensors, LLM adapter or None)."""
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    if not (directory / WEIGHTS_NAME).is_file():
+        raise SbasrError(f"{directory}: no {WEIGHTS_NAME}")
+    state = load_file(str(directory / WEIGHTS_NAME))
+    adapter_file = directory / ADAPTER_DIR / "adapter_model.safetensors"
+    adapter = load_file(str(adapter_file)) if adapter_file.is_file() else None
+    return state, adapter
+
+
+def average_trained(directories: list[Path]) -> tuple[dict, dict | None]:
+    """The element-wise mean of several checkpoints' trained weights."""
+    loaded = [read_trained(d) for d in directories]
+
+    def mean(dicts: list[dict]) -> dict:
+        return {
+            k: torch.stack([d[k].float() for d in dicts]).mean(0).to(dicts[0][k].dtype)
+            for k in dicts[0]
+        }
+
+    state = mean([s for s, _ in loaded])
+    adapters = [a for _, a in loaded]
+    if any(a is None for a in adapters):
+        return state, None
+    return state, mean(adapters)  # type: ignore[arg-type]

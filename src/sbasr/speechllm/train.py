@@ -1,0 +1,336 @@
+"""Training the Speech-LLM in the paper's two stages, under the transformers Trainer.
+
+Stage 1 trains the fusion and the projector with the encoders and the LLM frozen;
+stage 2 starts from stage 1's weights and adds LoRA on the LLM. Batches hold up to a
+number of seconds of audio (similar lengths together, so little is padding). Dev loss
+picks the best checkpoint, and `average_best` averages the N best. Each stage trains in
+OUT/stageN (checkpoints, logs); the final model is written to OUT itself, which
+`sbasr transcribe --engine speechllm --model OUT` loads.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import SbasrError
+from ..training.data import Example
+from ..training.trainer import (
+    AudioDataset,
+    TrainOptions,
+    last_checkpoint,
+    load_data,
+    plot_history,
+    save_config,
+    training_arguments,
+)
+from .model import (
+    CONFIG_NAME,
+    LLM_LORA_TARGETS,
+    PROMPT,
+    SpeechLLM,
+    SpeechLLMConfig,
+    average_trained,
+    read_trained,
+)
+
+METRIC = "loss"  # dev loss, as the paper chooses checkpoints
+
+
+@dataclass
+class SpeechLLMOptions(TrainOptions):
+    encoder: str = "base"
+    encoder2: str | None = None
+    fusion: str = "concat"
+    projector: str = "conv"
+    llm: str = "smollm2"
+    prompt: str = PROMPT
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = LLM_LORA_TARGETS
+    train_encoder: str = "frozen"
+    stages: tuple[int, ...] = (1, 2)
+    init: str | None = None  # a stage-1 model to start stage 2 from
+    batch_seconds: float = 120.0  # audio per batch, the paper's per-GPU budget
+    average_best: int = 1
+    lr_scheduler: str = "inverse_sqrt"
+
+
+class SpeechLLMDataset(AudioDataset):
+    """Examples as (audio, prompt ids, transcript ids + eos)."""
+
+    def __init__(
+        self, examples: list[Example], model: SpeechLLM, opts: TrainOptions, train: bool = True
+    ) -> None:
+        super().__init__(examples, opts, train)
+        self.prompts = {lang: model.prompt_ids(lang) for lang in {e.language for e in examples}}
+        self.target_ids = model.target_ids
+
+    def features(self, ex: Example, audio: np.ndarray) -> dict:
+        return {
+            "audio": audio.astype(np.float32),
+            "prompt_ids": self.prompts[ex.language],
+            "labels": self.target_ids(ex.text),
+        }
+
+
+def collate(items: list[dict]) -> dict:
+    import torch
+
+    width = max(len(i["labels"]) for i in items)
+    labels = torch.full((len(items), width), -100, dtype=torch.long)
+    for row, item in enumerate(items):
+        labels[row, : len(item["labels"])] = torch.tensor(item["labels"])
+    return {
+        "audio": [i["audio"] for i in items],
+        "prompt_ids": [i["prompt_ids"] for i in items],
+        "labels": labels,
+    }
+
+
+class SecondsBatchSampler:
+    """Batches of at most `seconds` of audio (and `max_items` utterances): utterances of
+    similar length go together, so little of a batch is padding; the order of batches is
+    shuffled anew each epoch, from the seed, so that a resumed run sees the same ones."""
+
+    def __init__(
+        self,
+        durations: list[float],
+        seconds: float,
+        max_items: int,
+        seed: int,
+        shuffle: bool = True,
+    ) -> None:
+        self.durations, self.seconds, self.max_items = durations, seconds, max_items
+        self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _batches(self) -> list[list[int]]:
+        rng = random.Random(self.seed * 7919 + self.epoch)
+        order = list(range(len(self.durations)))
+        if self.shuffle:
+            rng.shuffle(order)
+        batches: list[list[int]] = []
+        pool = 100 * max(1, self.max_items)  # sort within pools: similar lengths, still random
+        for p in range(0, len(order), pool):
+            chunk = sorted(order[p : p + pool], key=lambda i: self.durations[i])
+            batch: list[int] = []
+            total = 0.0
+            for i in chunk:
+                d = self.durations[i]
+                if batch and (total + d > self.seconds or len(batch) >= self.max_items):
+                    batches.append(batch)
+                    batch, total = [], 0.0
+                batch.append(i)
+                total += d
+            if batch:
+                batches.append(batch)
+        if self.shuffle:
+            rng.shuffle(batches)
+        return batches
+
+    def __iter__(self):
+        return iter(self._batches())
+
+    def __len__(self) -> int:
+        return len(self._batches())
+
+
+def _trainer_class():
+    from torch.utils.data import DataLoader
+    from transformers import Trainer
+
+    class SpeechLLMTrainer(Trainer):
+        """Batches by seconds of audio; checkpoints hold only what is trained (a few MB,
+        not the frozen encoders and LLM), in the same format as the final model."""
+
+        def __init__(self, *args, batch_seconds: float = 120.0, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.batch_seconds = batch_seconds
+
+        def _loader(self, dataset, shuffle: bool) -> DataLoader:
+            durations = [ex.duration or 0.0 for ex in dataset.examples]
+            sampler = SecondsBatchSampler(
+                durations,
+                self.batch_seconds,
+                self.args.per_device_train_batch_size,
+                self.args.seed,
+                shuffle,
+            )
+            loader = DataLoader(
+                dataset,
+                batch_sampler=sampler,
+                collate_fn=self.data_collator,
+                num_workers=self.args.dataloader_num_workers,
+            )
+            return self.accelerator.prepare(loader)
+
+        def get_train_dataloader(self) -> DataLoader:
+            return self._loader(self.train_dataset, shuffle=True)
+
+        def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
+            return self._loader(eval_dataset or self.eval_dataset, shuffle=False)
+
+        def _save(self, output_dir: str | None = None, state_dict=None) -> None:
+            self.accelerator.unwrap_model(self.model).save(output_dir or self.args.output_dir)
+
+        def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+            target = self.accelerator.unwrap_model(model or self.model)
+            target.load_trained(*read_trained(resume_from_checkpoint))
+
+        def _load_best_model(self) -> None:
+            self._load_from_checkpoint(self.state.best_model_checkpoint)
+
+    return SpeechLLMTrainer
+
+
+def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path:
+    """Run the asked stages one after the other; returns the final model's directory."""
+    from transformers import set_seed
+
+    out = Path(opts.output_dir)
+    stages = tuple(sorted(set(opts.stages)))
+    if not stages or any(s not in (1, 2) for s in stages):
+        raise SbasrError(f"stages {opts.stages}: use 1, 2 or 1,2")
+    if not opts.resume and any(last_checkpoint(str(out / f"stage{s}")) for s in stages):
+        raise SbasrError(
+            f"{out}: holds checkpoints of an earlier run; use --resume, or another --output-dir"
+        )
+    set_seed(opts.seed)
+    train, dev = load_data(opts, echo)
+    if any(ex.language is None for ex in train + dev):
+        raise SbasrError(
+            "some examples have no language; give one in the data (the "
+            "Speech-LLM is prompted with it)"
+        )
+    model = _initial_model(opts, stages, echo)
+    for stage in stages:
+        stage_dir = out / f"stage{stage}"
+        if opts.resume and (stage_dir / CONFIG_NAME).is_file():
+            echo(f"stage {stage}: already done, loading {stage_dir}")
+            model.load_trained(*read_trained(stage_dir))
+            model.set_stage(stage)
+            continue
+        _train_stage(model, stage, stage_dir, train, dev, opts, echo, callbacks)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, the first process writes
+        return out
+    model.save(out)
+    plot = out / f"stage{stages[-1]}" / "training.png"
+    if plot.is_file():
+        shutil.copy2(plot, out / "training.png")
+    return out
+
+
+def _initial_model(opts: SpeechLLMOptions, stages: tuple[int, ...], echo) -> SpeechLLM:
+    """A fresh model for stage 1; for stage 2 alone, the stage-1 model it starts from."""
+    if stages[0] == 1:
+        config = SpeechLLMConfig(
+            encoder=_absolute(opts.encoder),
+            encoder2=_absolute(opts.encoder2),
+            fusion=opts.fusion,
+            projector=opts.projector,
+            llm=_absolute(opts.llm),
+            prompt=opts.prompt,
+            lora_r=opts.lora_r,
+            lora_alpha=opts.lora_alpha,
+            lora_dropout=opts.lora_dropout,
+            lora_targets=tuple(opts.lora_targets),
+            train_encoder=opts.train_encoder,
+        )
+        if "{language}" not in config.prompt:
+            raise SbasrError("the prompt must contain {language}")
+        return SpeechLLM.build(config)
+    init = Path(opts.init) if opts.init else Path(opts.output_dir) / "stage1"
+    if not (init / CONFIG_NAME).is_file():
+        raise SbasrError(
+            f"{init}: no stage-1 model to start stage 2 from; run --stages 1,2, "
+            "or give --init a stage-1 output directory"
+        )
+    echo(f"stage 2 starts from {init}")
+    return SpeechLLM.load(init)
+
+
+def _absolute(source: str | None) -> str | None:
+    """Local paths are stored absolute, so that the saved model finds them from anywhere."""
+    if source is None:
+        return None
+    path = Path(source).expanduser()
+    return str(path.resolve()) if path.exists() else source
+
+
+def _train_stage(
+    model: SpeechLLM,
+    stage: int,
+    stage_dir: Path,
+    train: list[Example],
+    dev: list[Example],
+    opts: SpeechLLMOptions,
+    echo,
+    callbacks,
+) -> None:
+    model.set_stage(stage)
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    echo(f"stage {stage}: training {trained / 1e6:.2f} M parameters")
+    stage_opts = replace(opts, output_dir=str(stage_dir))
+    if opts.average_best > 1:
+        stage_opts.save_total_limit = None  # every checkpoint kept until the N best are known
+    args = training_arguments(stage_opts, METRIC, bool(dev))
+    args.prediction_loss_only = True  # dev loss only: no logits gathered over the vocabulary
+    resume_from = last_checkpoint(str(stage_dir)) if opts.resume else None
+    if resume_from:
+        echo(f"stage {stage}: resuming from {resume_from}")
+    trainer = _trainer_class()(
+        model=model,
+        args=args,
+        data_collator=collate,
+        train_dataset=SpeechLLMDataset(train, model, opts),
+        eval_dataset=SpeechLLMDataset(dev, model, opts, False) if dev else None,
+        callbacks=list(callbacks),
+        batch_seconds=opts.batch_seconds,
+    )
+    if trainer.is_world_process_zero():
+        save_config(
+            opts,
+            stage_dir / "sbasr-finetune.json",
+            arch="speechllm",
+            stage=stage,
+            train_examples=len(train),
+            dev_examples=len(dev),
+            world_size=trainer.accelerator.num_processes,
+        )
+    trainer.train(resume_from_checkpoint=resume_from)
+    if opts.average_best > 1 and dev:
+        best = _best_checkpoints(trainer.state.log_history, stage_dir, opts.average_best)
+        if len(best) > 1:
+            echo(f"stage {stage}: averaging {', '.join(p.name for p in best)}")
+            model.load_trained(*average_trained(best))
+    if not trainer.is_world_process_zero():
+        return
+    model.spec.stages_done = sorted({*model.spec.stages_done, stage})
+    trainer.save_state()
+    plot_history(trainer.state.log_history, stage_dir / "training.png", METRIC)
+    failures = trainer.train_dataset.failures
+    if failures:
+        echo(f"stage {stage}: skipped {len(failures)} examples whose audio failed to load")
+    model.save(stage_dir)  # marks the stage done, for --resume
+
+
+def _best_checkpoints(history: list[dict], stage_dir: Path, n: int) -> list[Path]:
+    """The n checkpoints with the lowest dev loss that are still on disk."""
+    scored = sorted((h["eval_loss"], h["step"]) for h in history if "eval_loss" in h)
+    out = []
+    for _, step in scored:
+        path = stage_dir / f"checkpoint-{step}"
+        if path.is_dir() and path not in out:
+            out.append(path)
+        if len(out) == n:
+            break
+    return out
