@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
 
 import pytest
 from conftest import write_keyed
 
-from sbasr import SbasrError, score
+from sbasr import SbasrError, ScoreReport, score
+from sbasr.scoring.api import gc_paused
 from sbasr.scoring.normalize import basic_text, mlcslm_text, normalize
+from sbasr.scoring.parallel import fork_map
 from sbasr.scoring.units import tokens
 
 
@@ -144,3 +148,78 @@ def test_texts_with_odd_characters_do_not_break_batching():
     hyp = {"a": "x y z", "b": "p q", "c": ""}
     r = score(hyp, ref, normalize="none")
     assert (r.pooled.errors, r.pooled.ref_tokens) == (1, 6)  # "\x01" is a token here
+
+
+def test_report_gives_each_utterance_in_reference_order():
+    ref = {"a": "x z", "b": "今日", "c": "q r"}
+    r = score({"b": "今日", "a": "x y"}, ref, language="en")
+    assert r.ids == ["a", "b", "c"]
+    assert r.references == ["x z", "今日", "q r"] and r.hypotheses == ["x y", "今日", None]
+    assert r.utterance_languages == ["en"] * 3 and r.units == ["word"] * 3
+    # substitutions, deletions, insertions, reference tokens
+    assert r.counts.tolist() == [[1, 0, 0, 2], [0, 0, 0, 1], [0, 2, 0, 2]]
+    assert [(u.id, u.errors) for u in r.utterances()] == [("a", 1), ("b", 0), ("c", 2)]
+
+
+def test_report_is_built_by_keyword_with_matching_columns():
+    r = score({"a": "x"}, {"a": "x y"})
+    fields = {f.name: getattr(r, f.name) for f in dataclasses.fields(ScoreReport)}
+    assert not [name for name in fields if name.startswith("_")]
+    rebuilt = ScoreReport(**fields)
+    assert rebuilt == r and list(rebuilt.utterances()) == list(r.utterances())
+    with pytest.raises(TypeError):
+        ScoreReport(*fields.values())
+    with pytest.raises(ValueError, match="per-utterance fields"):
+        ScoreReport(**{**fields, "hypotheses": []})
+
+
+class _WatchedMapping(dict):
+    """Notes whether the garbage collector was on when scoring read it."""
+
+    seen: list[bool]
+
+    def __iter__(self):
+        self.seen.append(gc.isenabled())
+        return super().__iter__()
+
+
+def test_gc_is_off_while_scoring_and_restored_after_even_on_error():
+    ref = _WatchedMapping({"a": "x"})
+    ref.seen = []
+    assert gc.isenabled()
+    score({"a": "x"}, ref)
+    assert ref.seen and not any(ref.seen) and gc.isenabled()
+    with pytest.raises(SbasrError, match="unknown normaliser"):
+        score({"a": "x"}, ref, normalize="nope")
+    assert gc.isenabled()
+
+
+def test_gc_paused_restores_the_previous_state():
+    with pytest.raises(RuntimeError), gc_paused():
+        assert not gc.isenabled()
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            pass
+        assert not gc.isenabled()  # it was off before: it stays off
+    finally:
+        gc.enable()
+
+
+def _square_or_fail(x: int) -> int:
+    if x == 13:
+        raise ValueError(f"bad item {x}")
+    return x * x
+
+
+def test_fork_map_keeps_order_and_raises_what_a_worker_raised():
+    assert fork_map(_square_or_fail, [1, 2, 3, 4]) == [1, 4, 9, 16]
+    big = list(range(10**6))
+    # A closure cannot be pickled: it reaches the workers by fork, not through a pipe.
+    assert fork_map(lambda r: sum(big[r]), [slice(0, 10), slice(10, 20)]) == [45, 145]
+    with pytest.raises(ValueError, match="bad item 13"):
+        fork_map(_square_or_fail, [1, 13])  # 13 runs in a worker
+    with pytest.raises(ValueError, match="bad item 13"):
+        fork_map(_square_or_fail, [13, 1])  # 13 runs here

@@ -69,4 +69,4 @@ def test_parallel_equals_sequential():
     one, two = _report(rows, jobs=1), _report(rows, jobs=2)
     assert one.pooled == two.pooled
     assert one.languages == two.languages
-    assert (one._counts == two._counts).all()
+    assert (one.counts == two.counts).all()

@@ -1,6 +1,9 @@
-"""What to transcribe: audio files, directories searched for audio, and manifests (JSON
-Lines: sbasr's `id, audio, start, end, speaker, channel, language`, or NeMo's
-`audio_filepath, offset, duration`), each turned into recordings with optional spans."""
+"""What to transcribe: audio files, directories searched for audio, manifests and Kaldi
+data directories, each turned into recordings with optional spans.
+
+The rows themselves are read by `sbasr.io.manifests`, the reader training uses too, so a
+manifest row gets the same id and language whether it is transcribed or trained on.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +12,21 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import SbasrError
-from ..io.files import jsonl_rows, read_text
-from .segments import Span, read_mlcslm_segments
-
-AUDIO_SUFFIXES = frozenset(
-    {
-        ".wav",
-        ".flac",
-        ".mp3",
-        ".m4a",
-        ".ogg",
-        ".opus",
-        ".aac",
-        ".wma",
-        ".amr",
-        ".webm",
-        ".mp4",
-        ".mkv",
-        ".mov",
-        ".avi",
-        ".sph",
-    }
+from ..io.manifests import (
+    AUDIO_SUFFIXES,
+    MANIFEST_SUFFIXES,
+    Utterance,
+    find_audio,
+    is_kaldi_dir,
+    path_language,
+    read_jsonl,
+    read_kaldi,
+    read_mlcslm_file,
+    recording_id,
 )
-MANIFEST_SUFFIXES = frozenset({".jsonl", ".json"})
+from .segments import Span
+
+__all__ = ["AUDIO_SUFFIXES", "MANIFEST_SUFFIXES", "Recording", "expand_inputs"]
 
 
 @dataclass
@@ -59,22 +54,62 @@ def expand_inputs(
     for raw in paths:
         path = Path(raw)
         try:
-            if path.is_dir():
-                found = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-                if not found:
-                    raise SbasrError(f"{path}: no audio files in this directory")
-                for p in found:
-                    rid = "-".join(p.relative_to(path).with_suffix("").parts)
-                    recordings.append(_audio_file(p, rid, str(path), oracle_segments))
-            elif path.suffix.lower() in MANIFEST_SUFFIXES:
-                recordings += read_manifest(path)
-            elif path.exists():
-                recordings.append(_audio_file(path, path.stem, str(path), oracle_segments))
-            else:
-                raise SbasrError(f"{path}: no such file")
+            recordings += _expand(path, oracle_segments)
         except SbasrError as e:
             problems.append((str(path), str(e)))
     return _unique_ids(recordings), problems
+
+
+def _expand(path: Path, oracle: bool) -> list[Recording]:
+    if path.is_dir() and is_kaldi_dir(path):
+        return _recordings(read_kaldi(path), str(path))
+    if path.is_dir():
+        return [_audio_file(p, path, str(path), oracle) for p in find_audio(path)]
+    if path.suffix.lower() in MANIFEST_SUFFIXES:
+        return _recordings(read_jsonl(path), str(path))
+    if not path.exists():
+        raise SbasrError(f"{path}: no such file")
+    return [_audio_file(path, path.parent, str(path), oracle)]
+
+
+def _audio_file(path: Path, root: Path, source: str, oracle: bool) -> Recording:
+    """One audio file; with `oracle`, its spans from the MLC-SLM segment file beside it
+    (read as `read_mlcslm_dir` reads it for training: same ids, same languages)."""
+    rid = recording_id(path, root)
+    if not oracle:
+        return Recording(rid, str(path), source=source)
+    rows = read_mlcslm_file(path, rid, path_language(path, root))
+    spans = sorted((_span(r) for r in rows), key=lambda s: s.start)
+    return Recording(rid, str(path), spans, None, source, str(path.with_suffix(".txt")))
+
+
+def _recordings(rows: list[Utterance], source: str) -> list[Recording]:
+    """Rows grouped by audio file: rows with times become that file's oracle spans, a row
+    without is a whole file of its own (segmented by VAD)."""
+    by_audio: dict[str, Recording] = {}
+    for row in rows:
+        if not row.audio:
+            raise SbasrError(f"{source}: utterance {row.id} names no recording in wav.scp")
+        if row.start is None or row.end is None:
+            by_audio[f"{row.audio}#{row.id}"] = Recording(
+                row.id, row.audio, None, row.language, source
+            )
+            continue
+        rec = by_audio.get(row.audio)
+        if rec is None:
+            rec = Recording(row.recording or Path(row.audio).stem, row.audio, [], None, source)
+            by_audio[row.audio] = rec
+        assert rec.spans is not None
+        rec.spans.append(_span(row))
+    for rec in by_audio.values():
+        if rec.spans:
+            rec.spans.sort(key=lambda s: (s.start, s.channel))
+    return list(by_audio.values())
+
+
+def _span(row: Utterance) -> Span:
+    assert row.start is not None and row.end is not None, "a row with times"
+    return Span(row.start, row.end, row.channel, row.speaker, row.id, row.language)
 
 
 def _unique_ids(recordings: list[Recording]) -> list[Recording]:
@@ -96,63 +131,3 @@ def _unique_ids(recordings: list[Recording]) -> list[Recording]:
                 break
         renamed.update({(rid, p): name for p, name in names.items()})
     return [replace(r, id=renamed.get((r.id, r.path), r.id)) for r in recordings]
-
-
-def _audio_file(path: Path, rid: str, source: str, oracle: bool) -> Recording:
-    if not oracle:
-        return Recording(rid, str(path), source=source)
-    seg_file = path.with_suffix(".txt")
-    if not seg_file.is_file():
-        raise SbasrError(f"{path}: --segments needs {seg_file.name} beside it")
-    spans = read_mlcslm_segments(seg_file, rid)
-    return Recording(rid, str(path), spans, source=source, segments_file=str(seg_file))
-
-
-def manifest_fields(
-    path: Path, number: int, row: dict
-) -> tuple[Path, float | None, float | None, str | None]:
-    """(audio, start, end, language) of a manifest row, in sbasr's names or NeMo's
-    (`audio_filepath`, `offset`, `duration`); relative audio paths are from the manifest."""
-    audio = row.get("audio", row.get("audio_filepath"))
-    if not audio:
-        raise SbasrError(f"{path}:{number}: no 'audio' (or 'audio_filepath') field")
-    audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
-    start = row.get("start", row.get("offset"))
-    end = row.get("end")
-    if end is None and start is not None and row.get("duration") is not None:
-        end = float(start) + float(row["duration"])
-    language = row.get("language") or row.get("lang")
-    start = None if start is None else float(start)
-    return audio_path, start, None if end is None else float(end), language
-
-
-def read_manifest(path: Path) -> list[Recording]:
-    """Rows grouped by audio file: rows with times become that file's oracle spans."""
-    by_audio: dict[str, Recording] = {}
-    for number, row in jsonl_rows(path, read_text(path)):
-        audio_path, start, end, language = manifest_fields(path, number, row)
-        uid = str(row.get("id", row.get("utt_id", audio_path.stem)))
-        key = str(audio_path)
-        if start is None or end is None:  # the whole file, segmented by VAD
-            by_audio[f"{key}#{uid}"] = Recording(uid, key, None, language, str(path))
-            continue
-        if end <= start:
-            raise SbasrError(f"{path}:{number}: segment ends before it starts")
-        rec = by_audio.setdefault(key, Recording(audio_path.stem, key, [], None, str(path)))
-        assert rec.spans is not None
-        rec.spans.append(
-            Span(
-                float(start),
-                float(end),
-                int(row.get("channel", 0)),
-                row.get("speaker"),
-                uid,
-                language,
-            )
-        )
-    if not by_audio:
-        raise SbasrError(f"{path}: the manifest is empty")
-    for rec in by_audio.values():
-        if rec.spans:
-            rec.spans.sort(key=lambda s: (s.start, s.channel))
-    return list(by_audio.values())

@@ -88,40 +88,52 @@ class UtteranceScore(_Errors):
         return self._per(len(self.reference))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ScoreReport:
-    """The result of `score`: per-language rows, the pooled row, and what did not match."""
+    """The result of `score`: per-language rows, the pooled row, what did not match, and
+    per utterance (in reference order) what was scored and how many errors it has.
+
+    The per-utterance fields are parallel lists, one entry per reference utterance, kept
+    as the raw texts: 10^5 utterances as token lists would cost more memory and time than
+    the scoring itself, so `utterances()` tokenises again only when asked.
+    """
 
     pooled: ErrorCounts
-    languages: list[ErrorCounts]
+    languages: list[ErrorCounts]  # one row per language, in the order of their names
     missing: list[str]  # reference ids without a hypothesis (scored as all deletions)
     extra: list[str]  # hypothesis ids without a reference (not scored)
     normalize: str
-    # Per-utterance detail, tokenised again only when asked for: 10^5 utterances as
-    # token lists would cost more memory and time than the scoring itself.
-    _ids: list[str] = field(default_factory=list, repr=False)
-    _langs: list[str | None] = field(default_factory=list, repr=False)
-    _units: list[str] = field(default_factory=list, repr=False)
-    _refs: list[str] = field(default_factory=list, repr=False)
-    _hyps: list[str | None] = field(default_factory=list, repr=False)
-    _counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64), repr=False)
+    ids: list[str] = field(repr=False)
+    utterance_languages: list[str | None] = field(repr=False)  # codes
+    units: list[str] = field(repr=False)
+    references: list[str] = field(repr=False)
+    hypotheses: list[str | None] = field(repr=False)  # None: no hypothesis for that id
+    # One row per utterance: substitutions, deletions, insertions, reference tokens
+    # (columns SUB, DEL, INS, REF of `sbasr.scoring.edit_distance`). Reports compare
+    # equal by their texts, which decide these.
+    counts: np.ndarray = field(repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        columns = (self.utterance_languages, self.units, self.references, self.hypotheses)
+        if any(len(c) != n for c in columns) or self.counts.shape != (n, 4):
+            raise ValueError(f"per-utterance fields must all have {n} entries ({n} x 4 counts)")
 
     def utterances(self) -> Iterator[UtteranceScore]:
         """Every scored utterance, in reference order, with its normalised tokens."""
-        for i, uid in enumerate(self._ids):
-            lang, unit, hyp = self._langs[i], self._units[i], self._hyps[i]
-            s, d, ins, _ = (int(x) for x in self._counts[i])
+        rows = zip(self.ids, self.utterance_languages, self.units, self.references, self.hypotheses)
+        for (uid, lang, unit, ref, hyp), row in zip(rows, self.counts.tolist()):
             yield UtteranceScore(
                 uid,
                 lang,
                 unit,
-                tokens(normalize_texts([self._refs[i]], [lang], self.normalize)[0], unit),
+                tokens(normalize_texts([ref], [lang], self.normalize)[0], unit),
                 None
                 if hyp is None
                 else tokens(normalize_texts([hyp], [lang], self.normalize)[0], unit),
-                s,
-                d,
-                ins,
+                row[SUB],
+                row[DEL],
+                row[INS],
             )
 
     def to_dict(self) -> dict:
@@ -155,7 +167,7 @@ def score(
     `jobs` > 1 forks that many processes for large sets (the CLI does; a library caller
     with threads of its own should keep 1).
     """
-    with _no_gc():
+    with gc_paused():
         return _score(
             hypothesis,
             reference,
@@ -170,9 +182,11 @@ def score(
 
 
 @contextmanager
-def _no_gc() -> Iterator[None]:
-    """Millions of short strings and lists, none in a cycle: the cyclic collector would
-    only walk them again and again (a third of the run time on 10^5 utterances)."""
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for a block, then as it was before, even when the
+    block raises. Scoring makes millions of short strings and lists, none in a cycle: the
+    collector would only walk them again and again (a third of the run time on 10^5
+    utterances). It is process-wide, so other threads go without it for that while."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -236,7 +250,17 @@ def _score(
         None, pooled_unit, len(ids), int(total[REF]), *(int(total[c]) for c in (SUB, DEL, INS))
     )
     return ScoreReport(
-        pooled, rows, missing, extra, normalize, ids, langs, units, ref.texts, hyp_texts, counts
+        pooled=pooled,
+        languages=rows,
+        missing=missing,
+        extra=extra,
+        normalize=normalize,
+        ids=ids,
+        utterance_languages=langs,
+        units=units,
+        references=ref.texts,
+        hypotheses=hyp_texts,
+        counts=counts,
     )
 
 

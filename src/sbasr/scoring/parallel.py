@@ -1,19 +1,23 @@
-"""Running a CPU-bound Python function on several cores by forking.
+"""Running a CPU-bound Python function on several cores in forked worker processes.
 
-Scoring is Python string work under the GIL, so threads do not help, and a process pool
-would pickle the whole test set to its workers. A forked child already has every text in
-memory; only its small result comes back through a pipe.
+Scoring is Python string work under the GIL, so threads do not help. The workers are
+forked, so they already hold every text in memory: the function (with the whole test set
+bound into it) reaches them as the pool's initializer argument, which a fork hands over
+without pickling, and only the small items and results travel through the pool's pipes.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import os
-import pickle
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+_func: Callable[[Any], Any] | None = None  # set in each worker by `_inherit`
 
 
 def can_fork() -> bool:
@@ -21,44 +25,35 @@ def can_fork() -> bool:
 
 
 def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
-    """`[func(x) for x in items]`, the first item here and the rest in forked children.
+    """`[func(x) for x in items]`, the first item here and the rest in forked workers.
 
-    An exception in a child is re-raised here. Without fork (Windows) it runs in turn. Call
-    it only where no other thread may hold a lock the children would need.
+    An exception in a worker is re-raised here. Without fork (Windows) it runs in turn.
+    Call it only where no other thread may hold a lock the workers would need.
     """
     if len(items) <= 1 or not can_fork():
         return [func(x) for x in items]
-    children = []
-    for item in items[1:]:
-        read_fd, write_fd = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child: compute, send, and leave without running any cleanup
-            os.close(read_fd)
-            try:
-                payload = pickle.dumps((True, func(item)), pickle.HIGHEST_PROTOCOL)
-            except BaseException as e:  # every failure goes to the parent
-                try:
-                    payload = pickle.dumps((False, e), pickle.HIGHEST_PROTOCOL)
-                except Exception:
-                    payload = pickle.dumps((False, RuntimeError(repr(e))))
-            with os.fdopen(write_fd, "wb") as pipe:
-                pipe.write(payload)
-            os._exit(0)
-        os.close(write_fd)
-        children.append((pid, read_fd))
+    context = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(
+        len(items) - 1, mp_context=context, initializer=_inherit, initargs=(func,)
+    )
     try:
-        results = [func(items[0])]
-    finally:  # collect every child, even when our own share failed
-        replies = []
-        for pid, read_fd in children:
-            with os.fdopen(read_fd, "rb") as pipe:
-                replies.append(pipe.read())
-            os.waitpid(pid, 0)
-    for data in replies:
-        if not data:
-            raise RuntimeError("a worker process died without a result")
-        ok, value = pickle.loads(data)
-        if not ok:
-            raise value
-        results.append(value)
+        futures = [pool.submit(_call, x) for x in items[1:]]
+        first = func(items[0])  # our own share meanwhile
+        results = [first, *(f.result() for f in futures)]
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # no worker outlives a failure
+        raise
+    # Every result is in: the workers exit on their own (the pool's thread reaps them)
+    # rather than keeping the caller waiting while their memory is torn down.
+    pool.shutdown(wait=False)
     return results
+
+
+def _inherit(func: Callable[[Any], Any]) -> None:
+    global _func
+    _func = func
+
+
+def _call(item: Any) -> Any:
+    assert _func is not None, "run only in a fork_map worker"
+    return _func(item)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..errors import SbasrError
 from ..io.files import jsonl_rows, read_text
+from ..io.manifests import row_id, row_language, row_text
 
 
 @dataclass
@@ -22,7 +23,7 @@ class Transcripts:
     path: str
     ids: list[str]
     texts: list[str]
-    languages: list[str | None] | None = None  # from a manifest's "language" field
+    languages: list[str | None] | None = None  # a manifest's "language" (or "lang"), as written
 
 
 def read_transcripts(path: str | os.PathLike[str], *, by_line: bool = False) -> Transcripts:
@@ -48,24 +49,19 @@ def _parse_keyed(path: str, text: str) -> Transcripts:
 
 
 def _parse_jsonl(path: str, text: str) -> Transcripts:
+    # The row fields are read as manifests read them for transcribing and training.
     ids: list[str] = []
     texts: list[str] = []
-    languages: list[str | None] = []
+    langs: list[str | None] = []
     for number, row in jsonl_rows(path, text):
-        uid = row.get("id", row.get("utt_id", row.get("key")))
+        uid = row_id(row)
         if uid is None:
             raise SbasrError(f"{path}:{number}: no 'id' field")
-        value = row.get("text", "")
-        if value is None:
-            value = ""
-        if not isinstance(value, str):
-            raise SbasrError(f"{path}:{number}: 'text' must be a string")
-        ids.append(str(uid))
-        texts.append(value)
-        lang = row.get("language")
-        languages.append(str(lang) if lang else None)
+        ids.append(uid)
+        texts.append(row_text(path, number, row))
+        langs.append(row_language(row))
     _check_unique(path, text, ids, jsonl=True)
-    return Transcripts(path, ids, texts, languages)
+    return Transcripts(path, ids, texts, langs)
 
 
 def _parse_lines(path: str, text: str) -> Transcripts:
@@ -83,7 +79,7 @@ def _check_unique(path: str, text: str, ids: list[str], jsonl: bool = False) -> 
     count = 0
     for number, line in enumerate(text.splitlines(), 1):
         if jsonl:
-            hit = line.strip() and str(_json_id(line)) == dupe
+            hit = line.strip() and row_id(json.loads(line)) == dupe
         else:
             hit = line.split(None, 1)[:1] == [dupe]
         if hit:
@@ -91,8 +87,3 @@ def _check_unique(path: str, text: str, ids: list[str], jsonl: bool = False) -> 
             if count == 2:
                 raise SbasrError(f"{path}:{number}: duplicate utterance id {dupe!r}")
     raise SbasrError(f"{path}: duplicate utterance id {dupe!r}")
-
-
-def _json_id(line: str) -> object:
-    row = json.loads(line)
-    return row.get("id", row.get("utt_id", row.get("key")))

@@ -14,29 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..asr.inputs import manifest_fields
-from ..asr.segments import MAX_SPAN, mlcslm_lines
-from ..errors import SbasrError
+from ..asr.segments import MAX_SPAN
 from ..io import languages
 from ..io.audio import load_range
-from ..io.files import jsonl_rows, read_text
+from ..io.manifests import Utterance, read_utterances
 
-
-@dataclass(frozen=True)
-class Example:
-    """One utterance to learn from or to score."""
-
-    id: str
-    audio: str
-    text: str
-    language: str | None = None  # a code
-    start: float | None = None  # seconds; None with end: the whole file
-    end: float | None = None
-    speaker: str | None = None
-
-    @property
-    def duration(self) -> float | None:
-        return None if self.start is None or self.end is None else self.end - self.start
+# Training reads the rows that transcription and scoring read, into the same type: an
+# utterance has one id and one language code whichever command meets it.
+Example = Utterance
 
 
 @dataclass
@@ -71,95 +56,9 @@ class DataReport:
 
 
 def read_examples(source: str | os.PathLike[str]) -> list[Example]:
-    """Examples from a manifest (.jsonl), a Kaldi data directory (has wav.scp and text) or
-    an MLC-SLM directory (recordings with `.txt` segment files)."""
-    path = Path(source)
-    if path.is_file():
-        return _read_manifest(path)
-    if not path.is_dir():
-        raise SbasrError(f"{path}: no such file or directory")
-    if (path / "wav.scp").is_file() and (path / "text").is_file():
-        return _read_kaldi(path)
-    return _read_mlcslm(path)
-
-
-def _read_manifest(path: Path) -> list[Example]:
-    out = []
-    for number, row in jsonl_rows(path, read_text(path)):
-        audio_path, start, end, lang = manifest_fields(path, number, row)
-        out.append(
-            Example(
-                str(row.get("id", row.get("utt_id", f"{audio_path.stem}-{number}"))),
-                str(audio_path),
-                str(row.get("text") or ""),
-                _code(lang),
-                start,
-                end,
-                row.get("speaker"),
-            )
-        )
-    return out
-
-
-def _read_mlcslm(root: Path) -> list[Example]:
-    """Per recording a `.wav` and a `.txt` of `start end speaker text`; the language is the
-    first path part that names one (`English/American/...`)."""
-    out = []
-    for txt in sorted(root.rglob("*.txt")):
-        audio = next(
-            (
-                txt.with_suffix(s)
-                for s in (".wav", ".flac", ".mp3", ".ogg")
-                if txt.with_suffix(s).exists()
-            ),
-            None,
-        )
-        if audio is None:
-            continue
-        rel = txt.relative_to(root).with_suffix("")
-        lang = next((c for c in (languages.to_code(p) for p in rel.parts) if c), None)
-        rid = "-".join(rel.parts)
-        for x in mlcslm_lines(txt, rid):
-            out.append(Example(x.id, str(audio), x.text, lang, x.start, x.end, x.speaker))
-    if not out:
-        raise SbasrError(f"{root}: no recordings with .txt segment files, nor a Kaldi data dir")
-    return out
-
-
-def _read_kaldi(root: Path) -> list[Example]:
-    def table(name: str) -> dict[str, str]:
-        path = root / name
-        if not path.is_file():
-            return {}
-        rows = {}
-        for line in read_text(path).splitlines():
-            parts = line.split(maxsplit=1)
-            if parts:
-                rows[parts[0]] = parts[1].strip() if len(parts) == 2 else ""
-        return rows
-
-    wavs, texts, langs = table("wav.scp"), table("text"), table("utt2lang")
-    pipes = [k for k, v in wavs.items() if v.endswith("|")]
-    if pipes:
-        raise SbasrError(f"{root / 'wav.scp'}: command pipes are not supported ({pipes[0]})")
-    segments = {}
-    if (root / "segments").is_file():
-        for number, line in enumerate(read_text(root / "segments").splitlines(), 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) != 4:
-                raise SbasrError(f"{root / 'segments'}:{number}: expected 'utt rec start end'")
-            segments[parts[0]] = (parts[1], float(parts[2]), float(parts[3]))
-    out = []
-    for uid, text in texts.items():
-        rec, start, end = segments.get(uid, (uid, None, None))
-        audio = wavs.get(rec, "")
-        audio_path = Path(audio) if Path(audio).is_absolute() or not audio else root / audio
-        out.append(
-            Example(uid, str(audio_path) if audio else "", text, _code(langs.get(uid)), start, end)
-        )
-    return out
+    """Examples from a manifest (.jsonl), a Kaldi data directory (has wav.scp) or an
+    MLC-SLM directory (recordings with `.txt` segment files); see `sbasr.io.manifests`."""
+    return read_utterances(source)
 
 
 def check_examples(examples: list[Example]) -> tuple[list[Example], DataReport]:
@@ -212,7 +111,3 @@ def _probe(path: str) -> float | None:
             return float(stream.duration * stream.time_base) if stream.duration else None
     except Exception:  # any failure to open means unreadable
         return None
-
-
-def _code(language: object) -> str | None:
-    return languages.to_code(str(language)) if language else None
