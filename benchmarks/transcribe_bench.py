@@ -74,10 +74,10 @@ def transformers_time(engine, call: Path, model: str, work: Path):
     import torch
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from sbasr.asr.engines.base import DecodeOptions
+    from sbasr.asr.options import WhisperDecodeOptions
     from sbasr.asr.segments import vad_spans
     from sbasr.io.audio import load_audio
-    from sbasr.whisper.convert import ct2_to_transformers
+    from sbasr.whisper.ct2 import ct2_to_transformers
     from sbasr.whisper.models import resolve_model
 
     hf_dir = ct2_to_transformers(resolve_model(model), work / "hf")
@@ -96,11 +96,11 @@ def transformers_time(engine, call: Path, model: str, work: Path):
     def run_ours() -> None:
         # the same work as transformers does: no prompt from the previous span, no fallback,
         # no timestamp tokens
-        same = DecodeOptions(
+        same = WhisperDecodeOptions(
             language="en",
             beam_size=5,
             condition_on_previous_text=False,
-            temperature=(0.0,),
+            temperature_increment=0.0,
             timestamps=False,
         )
         list(engine.decode(audio, spans, same))
@@ -137,6 +137,7 @@ def main() -> None:
 
     import sbasr
     from sbasr.asr.engines.whisper import WhisperEngine
+    from sbasr.asr.options import EngineSettings
     from sbasr.whisper.models import resolve_model
 
     items = prompts(args.sounds, "en")
@@ -152,7 +153,7 @@ def main() -> None:
     )
 
     # 1. wrapper overhead: the same model object under both, loading excluded
-    engine = WhisperEngine(args.model, device=args.device, compute_type=compute)
+    engine = WhisperEngine(args.model, EngineSettings(device=args.device, compute_type=compute))
     plain: WhisperModel = engine.model
     opts = sbasr.TranscribeOptions()
     opts.decode.language = "en"

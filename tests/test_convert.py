@@ -1,22 +1,19 @@
-"""CTranslate2 -> transformers -> CTranslate2 on real weights (the embedded tiny.en)."""
+"""CTranslate2 -> transformers -> CTranslate2 on real weights (the embedded tiny.en).
+
+Only the tests that need speech skip without espeak-ng."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+from conftest import needs_espeak, speak
 
-from sbasr.whisper.convert import ct2_to_transformers, read_ct2
+from sbasr.whisper.ct2 import ct2_to_transformers, read_ct2
 from sbasr.whisper.models import resolve_model
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 
 @pytest.fixture(scope="module")
 def clip():
-    from test_transcribe import speak
-
     return speak("Please enter your account number followed by the pound key.")
 
 
@@ -27,11 +24,15 @@ def hf_dir(tmp_path_factory):
 
 def test_reader_sees_every_weight_once():
     v = read_ct2(f"{resolve_model('tiny.en')}/model.bin")
-    assert v["decoder/projection/weight"] is not None  # the alias resolves
+    # the output projection is stored as an alias of the token embeddings (tied weights)
+    projection, embeddings = v["decoder/projection/weight"], v["decoder/embeddings/weight"]
+    assert projection.shape == (51864, 384) and np.array_equal(projection, embeddings)
     assert v["encoder/conv1/weight"].shape == (384, 80, 3)
     assert all(a.dtype == np.float32 for a in v.values())
+    assert not any(name.endswith("_scale") for name in v)  # scales applied, not returned
 
 
+@needs_espeak
 def test_transformers_model_matches_ctranslate2(hf_dir, clip):
     import ctranslate2
     import torch
@@ -56,6 +57,7 @@ def test_transformers_model_matches_ctranslate2(hf_dir, clip):
     assert "pound key" in hf_text.lower()
 
 
+@needs_espeak
 def test_transformers_directory_transcribes_after_automatic_conversion(
     hf_dir, clip, tmp_path, monkeypatch
 ):

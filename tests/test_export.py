@@ -1,42 +1,39 @@
-"""`sbasr export`: real weights round trip, and a LoRA adapter merged on export."""
+"""`sbasr export`: real weights round trip, and a LoRA adapter merged on export.
+
+Only the tests that need speech skip without espeak-ng."""
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_cli
+from conftest import needs_espeak, run_cli, speak
 
 import sbasr
 from sbasr.whisper.models import resolve_model, transformers_dir
-
-pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 
 SAY = "Please enter your account number followed by the pound key."
 
 
 @pytest.fixture(scope="module")
 def clip_path(tmp_path_factory):
-    from test_transcribe import speak
-
     path = tmp_path_factory.mktemp("clip") / "clip.wav"
     sf.write(path, speak(SAY), 16_000)
     return path
 
 
 def _greedy(model: str, path) -> list[str]:
-    opts = sbasr.TranscribeOptions()
-    opts.decode.beam_size = 1
-    opts.decode.temperature = (0.0,)
+    greedy = sbasr.WhisperDecodeOptions(beam_size=1, temperature_increment=0.0)
+    opts = sbasr.TranscribeOptions(decode=greedy)
     return [
         s.text for s in sbasr.transcribe(path, model=model, options=opts, compute_type="float32")
     ]
 
 
+@needs_espeak
 def test_round_trip_embedded_transformers_export_gives_the_same_transcript(clip_path, tmp_path):
     hf = transformers_dir("tiny.en")  # CTranslate2 -> transformers, cached
     out = run_cli("export", str(hf), "--quantization", "float32", "-o", str(tmp_path / "ct2"))
@@ -50,6 +47,7 @@ def test_round_trip_embedded_transformers_export_gives_the_same_transcript(clip_
     assert _greedy(str(tmp_path / "ct2"), clip_path) == _greedy("tiny.en", clip_path)
 
 
+@needs_espeak
 def test_lora_adapter_is_merged_on_export(clip_path, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model

@@ -21,19 +21,25 @@ _EXPORTS = {
     "SbasrError": "sbasr.errors",
     "transcribe": "sbasr.asr.pipeline",
     "Segment": "sbasr.asr.pipeline",
-    "TranscribeOptions": "sbasr.asr.pipeline",
-    "DecodeOptions": "sbasr.asr.engines.base",
+    "TranscribeOptions": "sbasr.asr.options",
+    "DecodeOptions": "sbasr.asr.options",
+    "WhisperDecodeOptions": "sbasr.asr.options",
+    "SpeechLLMDecodeOptions": "sbasr.asr.options",
+    "EngineSettings": "sbasr.asr.options",
 }
 
 __all__ = [
     "DecodeOptions",
+    "EngineSettings",
     "ErrorCounts",
     "SbasrError",
     "ScoreReport",
     "Segment",
+    "SpeechLLMDecodeOptions",
     "TranscribeOptions",
     "Transcripts",
     "UtteranceScore",
+    "WhisperDecodeOptions",
     "__version__",
     "read_transcripts",
     "score",
@@ -41,8 +47,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .asr.engines.base import DecodeOptions
-    from .asr.pipeline import Segment, TranscribeOptions, transcribe
+    from .asr.options import (
+        DecodeOptions,
+        EngineSettings,
+        SpeechLLMDecodeOptions,
+        TranscribeOptions,
+        WhisperDecodeOptions,
+    )
+    from .asr.pipeline import Segment, transcribe
     from .errors import SbasrError
     from .scoring.api import ErrorCounts, ScoreReport, UtteranceScore, score
     from .scoring.transcripts import Transcripts, read_transcripts

@@ -10,14 +10,16 @@ import heapq
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from ..errors import SbasrError
 from ..io.audio import Audio, load_audio
-from ..io.languages import to_code
-from .engines.base import Decoded, DecodeOptions, Engine, Word, load_engine
+from ..io.manifests import language_code, segment_id
+from .engines.base import Decoded, Engine, Word, load_engine
 from .inputs import Recording, expand_inputs
+from .options import EngineSettings, TranscribeOptions, engine_options
 from .segments import Span, split_long, vad_spans
 
 
@@ -44,15 +46,6 @@ class Segment:
         return asdict(self)
 
 
-@dataclass
-class TranscribeOptions:
-    """How recordings are cut and decoded, engine aside."""
-
-    channels: str = "mix"  # "mix" or "split": one speaker per channel
-    language_per_segment: bool = False  # detect per span (code-switching conversations)
-    decode: DecodeOptions = field(default_factory=DecodeOptions)
-
-
 def transcribe(
     inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
     *,
@@ -60,19 +53,29 @@ def transcribe(
     model: str | None = None,
     options: TranscribeOptions | None = None,
     oracle_segments: bool = False,
-    **engine_settings: object,
+    settings: EngineSettings | None = None,
+    **engine_settings: Any,
 ) -> Iterator[Segment]:
     """Transcribe files, directories or manifests; segments come lazily, in time order
-    within each recording."""
+    within each recording.
+
+    `settings` (or its fields as keywords: `device`, `compute_type`, `threads`) say where
+    an engine named by `engine` runs. A decoding option the engine cannot honour is an
+    SbasrError, raised before anything is loaded.
+    """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
+    options = options or TranscribeOptions()
+    name = engine if isinstance(engine, str) else engine.name
+    options = replace(options, decode=engine_options(name, options.decode))
+    settings = replace(settings or EngineSettings(), **engine_settings)
     recordings, problems = expand_inputs(list(inputs), oracle_segments)
     if problems:
         raise SbasrError(problems[0][1])
     if isinstance(engine, str):
-        engine = load_engine(engine, model, **engine_settings)
+        engine = load_engine(engine, model, settings)
     for rec in recordings:
-        yield from transcribe_recording(rec, engine, options or TranscribeOptions())
+        yield from transcribe_recording(rec, engine, options)
 
 
 def transcribe_recording(
@@ -112,14 +115,14 @@ def _channel_segments(
     rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
 ) -> Iterator[Segment]:
     decode = options.decode
-    fixed = _code(decode.language or rec.language)  # the user's, or the manifest row's
+    fixed = language_code(decode.language or rec.language)  # the user's, or the manifest row's
     detected: str | None = None
     by_lang: dict[str | None, list[int]] = {}
     for i, span in enumerate(spans):
         if fixed:
             lang = fixed
         elif span.language:  # an oracle segment's own language
-            lang = _code(span.language)
+            lang = language_code(span.language)
         elif options.language_per_segment:
             lang = engine.detect_language(span.samples(audio))[0]
         else:  # one language for the recording, detected once on its longest span
@@ -157,7 +160,7 @@ def _join_oracle(
         for index, d in decoded:
             span = spans[index]
             yield Segment(
-                _segment_id(rec.id, span, d.start, d.end),
+                segment_id(rec.id, span.speaker, d.start, d.end),
                 rec.id,
                 d.start,
                 d.end,
@@ -196,16 +199,6 @@ def _join_oracle(
             float(np.mean(probs)) if probs else None,
             max((p.no_speech_prob or 0.0) for p in parts) if parts else None,
         )
-
-
-def _segment_id(recording: str, span: Span, start: float, end: float) -> str:
-    who = span.speaker or "A"
-    return f"{recording}-{who}-{round(start * 100):06d}-{round(end * 100):06d}"
-
-
-def _code(language: str | None) -> str | None:
-    """Manifests say "English" or "en"; engines want the code."""
-    return (to_code(language) or language) if language else None
 
 
 def _longest(spans: list[Span]) -> Span:

@@ -3,14 +3,11 @@ faster-whisper ships it) or by oracle segments given with the data."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..errors import SbasrError
 from ..io.audio import SAMPLE_RATE
-from ..io.files import read_text
 
 MAX_SPAN = 30.0  # seconds: Whisper's window, and the Speech-LLM's batching unit
 _VAD_CHUNK = 600  # seconds of audio given to the VAD at once
@@ -59,44 +56,6 @@ def vad_spans(
             else:
                 spans.append(Span(start, end, channel, speaker))
     return spans
-
-
-@dataclass(frozen=True)
-class MlcslmLine:
-    """One line of an MLC-SLM segment file, with its utterance id."""
-
-    id: str
-    start: float
-    end: float
-    speaker: str
-    text: str
-
-
-def mlcslm_lines(path: str | os.PathLike[str], recording_id: str) -> list[MlcslmLine]:
-    """An MLC-SLM segment file: `start end speaker [text]` per line, times in seconds.
-
-    Utterance ids follow the challenge recipes: `{recording}-{speaker}-{start*100:06d}-
-    {end*100:06d}`, so the transcripts score against references built the same way.
-    """
-    out = []
-    for number, line in enumerate(read_text(path).splitlines(), 1):
-        parts = line.split(maxsplit=3)
-        if not parts:
-            continue
-        try:
-            start, end, speaker = float(parts[0]), float(parts[1]), parts[2]
-        except (ValueError, IndexError):
-            raise SbasrError(f"{path}:{number}: expected 'start end speaker [text]'") from None
-        if end <= start:
-            raise SbasrError(f"{path}:{number}: segment ends before it starts")
-        uid = f"{recording_id}-{speaker}-{round(start * 100):06d}-{round(end * 100):06d}"
-        out.append(MlcslmLine(uid, start, end, speaker, parts[3] if len(parts) == 4 else ""))
-    return out
-
-
-def read_mlcslm_segments(path: str | os.PathLike[str], recording_id: str) -> list[Span]:
-    """The oracle spans of an MLC-SLM segment file."""
-    return [Span(x.start, x.end, 0, x.speaker, x.id) for x in mlcslm_lines(path, recording_id)]
 
 
 def split_long(spans: list[Span]) -> list[Span]:

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 from typing import ClassVar
 
+from faster_whisper.utils import format_timestamp
+
 from ..io.files import write_atomic
 from .pipeline import Segment
 
@@ -34,11 +36,8 @@ def _who(seg: Segment) -> str:
 
 
 def _clock(seconds: float, decimal: str) -> str:
-    ms = round(seconds * 1000)
-    h, ms = divmod(ms, 3_600_000)
-    m, ms = divmod(ms, 60_000)
-    s, ms = divmod(ms, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}{decimal}{ms:03d}"
+    """HH:MM:SS,mmm (SRT) or HH:MM:SS.mmm (WebVTT), hours always shown."""
+    return format_timestamp(seconds, always_include_hours=True, decimal_marker=decimal)
 
 
 class TxtWriter(Writer):

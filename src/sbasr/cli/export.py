@@ -28,7 +28,7 @@ def export(
     ] = None,
 ) -> None:
     """Export a fine-tuned Whisper to CTranslate2 (LoRA merged), for fast decoding."""
-    from ..whisper.export import export_ct2
+    from ..whisper.ct2 import export_ct2
 
     try:
         out = export_ct2(model_dir, output_dir, quantization.value)

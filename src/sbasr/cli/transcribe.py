@@ -1,19 +1,24 @@
-"""`sbasr transcribe FILES`: recordings to timed, speaker-attributed transcripts."""
+"""`sbasr transcribe FILES`: recordings to timed, speaker-attributed transcripts.
+
+The decoding, engine and channel flags are derived from the options dataclasses of
+`sbasr.asr.options`; what is declared here is the batch around them: inputs, engine,
+model and outputs.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from ..choices import CHANNELS, DEVICES, ENGINES, OUTPUT_FORMATS
+from ..asr.options import ENGINE_OPTIONS, EngineSettings, TranscribeOptions
+from ..choices import ENGINES, OUTPUT_FORMATS
 from ..errors import SbasrError
 from .common import choice, fail
+from .derive import derived_command
 
-Channels = choice("Channels", CHANNELS)
 Engine = choice("Engine", ENGINES)
-Device = choice("Device", DEVICES)
 OutputFormat = choice("OutputFormat", OUTPUT_FORMATS)
 
 
@@ -31,15 +36,6 @@ def transcribe(
             "model directory.",
         ),
     ] = None,
-    language: Annotated[
-        str | None, typer.Option("--language", "-l", help="Force a language (else detected).")
-    ] = None,
-    language_per_segment: Annotated[
-        bool, typer.Option(help="Detect the language of each segment (code-switching).")
-    ] = False,
-    channels: Annotated[
-        Channels, typer.Option(help="split: each channel is its own speaker.")
-    ] = Channels.mix,
     segments: Annotated[
         bool, typer.Option("--segments", help="Use the MLC-SLM <audio>.txt oracle segments.")
     ] = False,
@@ -52,69 +48,30 @@ def transcribe(
     skip_existing: Annotated[
         bool, typer.Option(help="Skip recordings whose outputs exist (resume a batch).")
     ] = False,
-    beam_size: Annotated[
-        int | None, typer.Option(min=1, help="Beam width (default: whisper 5, speechllm 1).")
-    ] = None,
-    temperature: Annotated[float, typer.Option(min=0.0, help="First temperature.")] = 0.0,
-    temperature_increment: Annotated[
-        float, typer.Option(min=0.0, help="Fallback step on failed decodes; 0 = no fallback.")
-    ] = 0.2,
-    initial_prompt: Annotated[str | None, typer.Option(help="Text to prime the decoder.")] = None,
-    hotwords: Annotated[str | None, typer.Option(help="Words to favour.")] = None,
-    condition_on_previous_text: Annotated[
-        bool, typer.Option(help="Prompt each window with the text before it.")
-    ] = True,
-    word_timestamps: Annotated[bool, typer.Option(help="Time every word.")] = False,
-    device: Annotated[Device, typer.Option(help="Where to run.")] = Device.auto,
-    compute_type: Annotated[
-        str, typer.Option(help="CTranslate2 compute type: auto, int8, float16, float32 ...")
-    ] = "auto",
-    threads: Annotated[int, typer.Option(min=0, help="CPU threads; 0 = all cores.")] = 0,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(min=1, help="Segments decoded together (default: whisper 1, speechllm 8)."),
-    ] = None,
-    max_new_tokens: Annotated[
-        int | None, typer.Option(min=1, help="Longest text per segment, in tokens.")
-    ] = None,
+    *,
+    given: dict[str, Any],
 ) -> None:
     """Transcribe recordings into timed, speaker-attributed transcripts."""
     from rich.console import Console
 
-    from ..asr.engines.base import DecodeOptions, load_engine
+    from ..asr.engines.base import load_engine
     from ..asr.inputs import MANIFEST_SUFFIXES, expand_inputs
-    from ..asr.pipeline import TranscribeOptions
+    from ..asr.options import options_from
     from ..asr.runner import run_batch
     from ..asr.writers import writers_for
 
+    try:  # an option the engine cannot honour fails here, before any model loads
+        options, settings = options_from(engine.value, given)
+    except SbasrError as e:
+        raise fail(e) from None
     err = Console(stderr=True)
     recordings, problems = expand_inputs(files, oracle_segments=segments)
     for _, message in problems:
         err.print(f"[red]sbasr: error:[/] {message}", soft_wrap=True, highlight=False)
     if not recordings:
         raise typer.Exit(2)
-    temperatures = [temperature]
-    while temperature_increment > 0 and temperatures[-1] + temperature_increment <= 1.0 + 1e-9:
-        temperatures.append(round(temperatures[-1] + temperature_increment, 6))
-    options = TranscribeOptions(
-        channels=channels.value,
-        language_per_segment=language_per_segment,
-        decode=DecodeOptions(
-            language=language,
-            beam_size=beam_size,
-            temperature=tuple(temperatures),
-            initial_prompt=initial_prompt,
-            hotwords=hotwords,
-            condition_on_previous_text=condition_on_previous_text,
-            word_timestamps=word_timestamps,
-            batch_size=batch_size,
-            max_new_tokens=max_new_tokens,
-        ),
-    )
     try:
-        asr = load_engine(
-            engine.value, model, device=device.value, compute_type=compute_type, threads=threads
-        )
+        asr = load_engine(engine.value, model, settings)
     except SbasrError as e:
         raise fail(e) from None
     # One audio file in txt and nowhere to put it: the transcript goes to stdout.
@@ -150,3 +107,8 @@ def transcribe(
         for _, message in failures:
             err.print(f"  {message}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)
+
+
+transcribe = derived_command(
+    transcribe, dict(ENGINE_OPTIONS), shared=(TranscribeOptions, EngineSettings)
+)

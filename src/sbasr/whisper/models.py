@@ -86,7 +86,7 @@ def resolve_model(model: str) -> str:
             f"{model}: neither a CTranslate2 model (model.bin) nor a transformers "
             "Whisper model (config.json with model_type whisper)"
         )
-    if "/" in model or model in _FASTER_WHISPER_NAMES:
+    if "/" in model or model in _faster_whisper_names():
         return model  # a hub id: faster-whisper downloads it when online
     raise SbasrError(
         f"unknown model {model!r}: use {', '.join(EMBEDDED)} (embedded), a model directory, "
@@ -94,29 +94,11 @@ def resolve_model(model: str) -> str:
     )
 
 
-# Short names faster-whisper maps to hub repositories itself.
-_FASTER_WHISPER_NAMES = frozenset(
-    {
-        "tiny",
-        "tiny.en",
-        "base",
-        "base.en",
-        "small",
-        "small.en",
-        "medium",
-        "medium.en",
-        "large-v1",
-        "large-v2",
-        "large-v3",
-        "large",
-        "turbo",
-        "large-v3-turbo",
-        "distil-large-v2",
-        "distil-large-v3",
-        "distil-medium.en",
-        "distil-small.en",
-    }
-)
+def _faster_whisper_names() -> list[str]:
+    """The short names faster-whisper maps to hub repositories itself."""
+    from faster_whisper.utils import available_models  # imports faster-whisper: 130 ms
+
+    return available_models()
 
 
 def is_ct2_dir(path: Path) -> bool:
@@ -142,17 +124,30 @@ def _module_dir(module: str, data: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) / data
 
 
-def _prepare_embedded(name: str) -> Path:
+def _embedded_dirs(name: str) -> list[Path] | None:
+    """The data directories of embedded model `name`'s packages; None if not installed."""
     info = EMBEDDED[name]
     dirs = [_module_dir(m, d) for m, d in zip(info.modules, info.data)]
     if any(d is None or not d.is_dir() for d in dirs):
+        return None
+    return dirs  # type: ignore[return-value]
+
+
+def _assembled_dir(name: str) -> Path:
+    """Where a model split over several packages is reassembled, once per version."""
+    return cache_dir() / "models" / f"{name}-{_versions(EMBEDDED[name])}"
+
+
+def _prepare_embedded(name: str) -> Path:
+    info = EMBEDDED[name]
+    dirs = _embedded_dirs(name)
+    if dirs is None:
         raise SbasrError(
             f"the embedded model {name!r} is not installed: pip install 'sbasr[models]' "
             f"(packages {', '.join(info.packages)})"
         )
     if len(dirs) == 1:
         return dirs[0]  # already a complete CTranslate2 directory: use it in place
-    version = _versions(info)
 
     def reassemble(work: Path) -> None:  # model.bin from its parts, plus the side files
         work.mkdir()
@@ -166,7 +161,14 @@ def _prepare_embedded(name: str) -> Path:
                 if (d / fname).is_file():
                     shutil.copy2(d / fname, work / fname)
 
-    return _build_once(cache_dir() / "models" / f"{name}-{version}", is_ct2_dir, reassemble)
+    return _build_once(_assembled_dir(name), is_ct2_dir, reassemble)
+
+
+def _assembled_size(dirs: list[Path]) -> int:
+    """The bytes a reassembled model will take: its parts and side files."""
+    parts = [p for d in dirs for p in d.glob("model.bin.part*")]
+    side = {f: d / f for d in dirs for f in _CT2_FILES if (d / f).is_file()}  # last one wins
+    return sum(p.stat().st_size for p in [*parts, *side.values()])
 
 
 def _versions(info: _Embedded) -> str:
@@ -197,7 +199,7 @@ def _build_once(target: Path, ready: Callable[[Path], bool], build: Callable[[Pa
 def transformers_dir(name: str) -> Path:
     """The embedded model `name` in transformers format (for fine-tuning and the
     Speech-LLM's encoder), converted from CTranslate2 once into the cache."""
-    from .convert import ct2_to_transformers
+    from .ct2 import ct2_to_transformers
 
     source = Path(_prepare_embedded(name))
     version = _versions(EMBEDDED[name])
@@ -234,53 +236,31 @@ def _converted(path: Path) -> Path:
         st = w.stat()
         stamp.update(f"{w.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     target = cache_dir() / "converted" / f"{path.name}-{stamp.hexdigest()[:12]}"
-    return _build_once(target, is_ct2_dir, lambda work: _ct2_convert(path, work, None))
+    from .ct2 import transformers_to_ct2
 
-
-def convert_to_ct2(source: Path, target: Path, quantization: str | None = None) -> Path:
-    """Convert a transformers Whisper directory to CTranslate2 in `target`, replacing what
-    is there only once the new model is complete."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        _ct2_convert(source, work / "m", quantization)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(work / "m", target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
-
-
-def _ct2_convert(source: Path, output: Path, quantization: str | None) -> None:
-    """The ctranslate2 converter, keeping the tokenizer and feature settings that
-    faster-whisper reads (it silently falls back to other defaults without them)."""
-    from ctranslate2.converters import TransformersConverter
-
-    copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (source / f).exists()]
-    TransformersConverter(str(source), copy_files=copy).convert(
-        str(output), quantization=quantization, force=True
-    )
+    return _build_once(target, is_ct2_dir, lambda work: transformers_to_ct2(path, work, None))
 
 
 def list_models() -> list[ModelInfo]:
-    """The embedded models, installed or not, and what the cache holds."""
+    """The embedded models, installed or not, and what the cache holds. Listing builds
+    nothing: a model that is reassembled into the cache on first use has no path until
+    then, and its size is what it will take."""
     out = []
     for name, info in EMBEDDED.items():
-        dirs = [_module_dir(m, d) for m, d in zip(info.modules, info.data)]
-        installed = all(d is not None and d.is_dir() for d in dirs)
-        path = None
-        if installed:
-            path = str(_prepare_embedded(name))
-        out.append(
-            ModelInfo(
-                name,
-                " + ".join(info.packages) if installed else "not installed: sbasr[models]",
-                path,
-                _size(Path(path)) if path else None,
-                info.languages,
-            )
-        )
+        dirs = _embedded_dirs(name)
+        if dirs is None:
+            out.append(ModelInfo(name, "not installed: sbasr[models]", None, None, info.languages))
+            continue
+        source = " + ".join(info.packages)
+        if len(dirs) == 1:
+            path: Path | None = dirs[0]
+        else:
+            built = _assembled_dir(name)
+            path = built if is_ct2_dir(built) else None
+            if path is None:
+                source += " (assembled into the cache on first use)"
+        size = _size(path) if path else _assembled_size(dirs)
+        out.append(ModelInfo(name, source, str(path) if path else None, size, info.languages))
     converted = cache_dir() / "converted"
     if converted.is_dir():
         for d in sorted(converted.iterdir()):

@@ -9,26 +9,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ...choices import ENGINES
+from ..options import DecodeOptions, EngineSettings, engine_options
 from ..segments import Span
-
-
-@dataclass
-class DecodeOptions:
-    """How to decode; an engine ignores what it has no use for."""
-
-    language: str | None = None  # None: detect
-    beam_size: int | None = None  # None: the engine's default (Whisper 5, Speech-LLM 1)
-    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)  # fallback ladder
-    initial_prompt: str | None = None
-    hotwords: str | None = None
-    word_timestamps: bool = False
-    batch_size: int | None = None  # None: the engine's default (Whisper 1, Speech-LLM 8)
-    max_new_tokens: int | None = None
-    condition_on_previous_text: bool = True  # prompt each window with the text before it
-    # Predict times inside a span (VAD spans hold several sentences). Oracle segments keep
-    # their own times, and decoding without timestamp tokens is ~10% faster.
-    timestamps: bool = True
 
 
 @dataclass
@@ -54,6 +36,8 @@ class Decoded:
 
 
 class Engine(Protocol):
+    name: str  # the key of its options class in `sbasr.asr.options.ENGINE_OPTIONS`
+
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         """The most likely language of `audio` and its probability."""
         ...
@@ -61,20 +45,18 @@ class Engine(Protocol):
     def decode(
         self, audio: np.ndarray, spans: list[Span], options: DecodeOptions
     ) -> Iterator[Decoded]:
-        """Decode `spans` of `audio` (one channel, 16 kHz) in time order, lazily."""
+        """Decode `spans` of `audio` (one channel, 16 kHz) in time order, lazily; an option
+        the engine cannot honour is an SbasrError (`sbasr.asr.options.engine_options`)."""
         ...
 
 
-def load_engine(name: str, model: str | None, **settings: object) -> Engine:
+def load_engine(name: str, model: str | None, settings: EngineSettings | None = None) -> Engine:
     """The engine `name` with `model` (its default when None)."""
-    from ...errors import SbasrError
-
-    if name == "whisper":
-        from .whisper import WhisperEngine
-
-        return WhisperEngine(model, **settings)  # type: ignore[arg-type]
+    engine_options(name)  # an unknown engine name is an SbasrError
     if name == "speechllm":
         from .speechllm import SpeechLLMEngine
 
-        return SpeechLLMEngine(model, **settings)  # type: ignore[arg-type]
-    raise SbasrError(f"unknown engine {name!r}; use {' or '.join(ENGINES)}")
+        return SpeechLLMEngine(model, settings)
+    from .whisper import WhisperEngine
+
+    return WhisperEngine(model, settings)

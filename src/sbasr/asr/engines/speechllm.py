@@ -4,32 +4,31 @@ batches of spans with the LLM's KV cache.
 Spans are sorted by length within a look-ahead window before batching (little padding),
 and results are yielded in time order. Language identification, when the language is
 not given, is Whisper's own, from the model the Speech-LLM's encoder came from.
+
+torch's thread count and transformers' logging are process-wide: the engine sets them
+for its own calls only (`_scope`) and gives the caller's back after each.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import cast
 
 import numpy as np
 
 from ...errors import SbasrError
 from ...io.audio import SAMPLE_RATE
+from ..options import DecodeOptions, EngineSettings, SpeechLLMDecodeOptions, engine_options
 from ..postprocess import collapse_repetitions
 from ..segments import Span
-from .base import Decoded, DecodeOptions
-
-DEFAULT_BATCH = 8
-MAX_NEW_TOKENS = 200  # the paper's limit
+from .base import Decoded
 
 
 class SpeechLLMEngine:
-    def __init__(
-        self,
-        model: str | None = None,
-        device: str = "auto",
-        compute_type: str = "auto",  # float32 on CPU, bfloat16 (or float16) on GPU
-        threads: int = 0,
-    ) -> None:
+    name = "speechllm"
+
+    def __init__(self, model: str | None = None, settings: EngineSettings | None = None) -> None:
         import torch
 
         from ...speechllm.model import SpeechLLM
@@ -40,13 +39,15 @@ class SpeechLLMEngine:
                 "`sbasr finetune --arch speechllm --train DATA --output-dir DIR`, then "
                 "pass --model DIR"
             )
-        if threads:
-            torch.set_num_threads(threads)
+        settings = settings or EngineSettings()
+        device = settings.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = device
-        _quiet_transformers()
-        self.model = SpeechLLM.load(model).to(device, _dtype(compute_type, device))
+        self.threads = settings.threads
+        dtype = _dtype(settings.compute_type, device)  # a bad compute type fails before loading
+        with self._scope():
+            self.model = SpeechLLM.load(model).to(device, dtype)
         self.model.eval()
         self._lid = None
 
@@ -55,19 +56,19 @@ class SpeechLLMEngine:
             from .whisper import WhisperEngine
 
             device = "cuda" if self.device.startswith("cuda") else "cpu"
-            self._lid = WhisperEngine(self.model.spec.encoder, device=device)
+            settings = EngineSettings(device=device, threads=self.threads)
+            self._lid = WhisperEngine(self.model.spec.encoder, settings)
         return self._lid.detect_language(audio)
 
     def decode(
         self, audio: np.ndarray, spans: list[Span], options: DecodeOptions
     ) -> Iterator[Decoded]:
+        options = cast(SpeechLLMDecodeOptions, engine_options(self.name, options))
         if not spans:
             return
         if not options.language:
             raise SbasrError("the speechllm engine needs a language for each span")
-        batch = options.batch_size or DEFAULT_BATCH
-        beams = options.beam_size or 1
-        max_new = options.max_new_tokens or MAX_NEW_TOKENS
+        batch = options.batch_size
         window = 8 * batch  # spans sorted by length within this many
         for first in range(0, len(spans), window):
             indices = list(range(first, min(first + window, len(spans))))
@@ -76,13 +77,48 @@ class SpeechLLMEngine:
             for b in range(0, len(indices), batch):
                 chunk = indices[b : b + batch]
                 clips = [_cut(audio, spans[i]) for i in chunk]
-                out = self.model.transcribe(clips, [options.language] * len(chunk), max_new, beams)
+                # Scoped per batch, not around the generator: the caller runs between yields.
+                with self._scope():
+                    out = self.model.transcribe(
+                        clips,
+                        [options.language] * len(chunk),
+                        options.max_new_tokens,
+                        options.beam_size,
+                    )
                 texts.update(zip(chunk, out))
             for i in sorted(texts):
                 text = collapse_repetitions(texts[i])
                 if text:
                     span = spans[i]
                     yield Decoded(i, span.start, span.end, text, language=options.language)
+
+    @contextmanager
+    def _scope(self) -> Iterator[None]:
+        """The engine's thread count and a quiet transformers (no per-file progress bars,
+        load reports or deprecation warnings on a transcription's terminal), for the
+        duration of one call; the caller's settings are restored after."""
+        import warnings
+
+        import torch
+        from transformers.utils import logging
+
+        threads = torch.get_num_threads()
+        verbosity = logging.get_verbosity()
+        bars = logging.is_progress_bar_enabled()
+        try:
+            if self.threads and self.threads != threads:
+                torch.set_num_threads(self.threads)
+            logging.set_verbosity_error()
+            logging.disable_progress_bar()
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+                yield
+        finally:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            logging.set_verbosity(verbosity)
+            if bars:
+                logging.enable_progress_bar()
 
 
 def _cut(audio: np.ndarray, span: Span) -> np.ndarray:
@@ -103,14 +139,3 @@ def _dtype(compute_type: str, device: str):
             f"--compute-type {compute_type}: the speechllm engine takes auto, {', '.join(names)}"
         )
     return names[compute_type]
-
-
-def _quiet_transformers() -> None:
-    """No per-file progress bars and load reports on the terminal of a transcription."""
-    import warnings
-
-    from transformers.utils import logging
-
-    logging.disable_progress_bar()
-    logging.set_verbosity_error()
-    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")

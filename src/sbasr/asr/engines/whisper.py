@@ -4,32 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
 from ...errors import SbasrError
 from ...io.audio import SAMPLE_RATE
 from ...whisper.models import DEFAULT_MODEL, resolve_model
+from ..options import DecodeOptions, EngineSettings, WhisperDecodeOptions, engine_options
 from ..postprocess import collapse_repetitions
 from ..segments import Span
-from .base import Decoded, DecodeOptions, Word
+from .base import Decoded, Word
 
 
 class WhisperEngine:
-    def __init__(
-        self,
-        model: str | None = None,
-        device: str = "auto",
-        compute_type: str = "auto",  # int8 on CPU, float16 on GPU: as the CLI
-        threads: int = 0,
-    ) -> None:
+    name = "whisper"
+
+    def __init__(self, model: str | None = None, settings: EngineSettings | None = None) -> None:
         from faster_whisper import WhisperModel
 
+        settings = settings or EngineSettings()
         self.model_name = model or DEFAULT_MODEL
         path = resolve_model(self.model_name)
         try:
             self.model = WhisperModel(
-                path, device=device, compute_type=compute_type, cpu_threads=threads
+                path,
+                device=settings.device,
+                compute_type=settings.compute_type,  # auto: int8 on CPU, float16 on GPU
+                cpu_threads=settings.threads,
             )
         except Exception as e:  # offline hub id, bad directory, unsupported compute type
             hint = ""
@@ -52,13 +54,14 @@ class WhisperEngine:
     def decode(
         self, audio: np.ndarray, spans: list[Span], options: DecodeOptions
     ) -> Iterator[Decoded]:
+        options = cast(WhisperDecodeOptions, engine_options(self.name, options))
         if not spans:
             return
         language = options.language if self.multilingual else "en"
         common = dict(
             language=language,
-            beam_size=options.beam_size or 5,
-            temperature=list(options.temperature),
+            beam_size=options.beam_size,
+            temperature=list(options.temperatures()),
             hotwords=options.hotwords,
             word_timestamps=options.word_timestamps,
             vad_filter=False,  # spans are already speech
@@ -68,7 +71,7 @@ class WhisperEngine:
         if options.max_new_tokens:
             common["max_new_tokens"] = options.max_new_tokens
         starts = np.array([s.start for s in spans])
-        if (options.batch_size or 1) > 1:
+        if options.batch_size > 1:
             from faster_whisper import BatchedInferencePipeline
 
             pipeline = BatchedInferencePipeline(self.model)
