@@ -35,7 +35,7 @@ from transformers import (
 )
 
 import sbasr.training.data as data
-import sbasr.training.trainer as training
+import sbasr.training.dataset as training
 from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
 
 OUT = Path(sys.argv[1])
@@ -140,13 +140,14 @@ if not os.environ.get("ONLY_SPEED"):
     (work / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[20:]))
     data._probe = lambda p: len(np.load(p)) / 16000
     training.load_example_audio = lambda ex: np.load(ex.audio)
-    from sbasr.speechllm.train import SpeechLLMOptions, finetune_speechllm
+    from sbasr.speechllm.options import SpeechLLMOptions
+    from sbasr.speechllm.train import finetune_speechllm
 
     opts = SpeechLLMOptions(
         train=str(work / "train.jsonl"),
         dev=str(work / "dev.jsonl"),
         output_dir=str(work / "run"),
-        encoder=w,
+        model=w,
         encoder2=h,
         llm=llm,
         fusion="bi-cross",
@@ -157,6 +158,7 @@ if not os.environ.get("ONLY_SPEED"):
         batch_seconds=20,
         logging_steps=5,
         average_best=2,
+        batch_size=8,  # at most 8 utterances a batch, as when the API's default was 8
     )
     t0 = time.perf_counter()
     finetune_speechllm(opts, echo=lambda m: print(m, flush=True))

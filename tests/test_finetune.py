@@ -1,4 +1,5 @@
-"""`sbasr finetune --arch whisper`: data formats, training, resumption, DDP, export.
+"""`sbasr finetune --arch whisper`: data formats, the flags derived from the options
+classes, training, resumption, DDP, export.
 
 Training runs use a tiny randomly initialised Whisper (with the real tiny.en tokenizer),
 so that they take seconds on a CPU.
@@ -7,77 +8,23 @@ so that they take seconds on a CPU.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import subprocess
 import sys
+from dataclasses import MISSING, Field, fields
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_cli
+from conftest import SR, needs_espeak, run_cli
 
+from sbasr.choices import ARCHS
+from sbasr.options import default_of
+from sbasr.speechllm.options import SpeechLLMOptions
 from sbasr.training.data import Example, check_examples, read_examples
-
-SR = 16_000
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
-
-SENTENCES = [
-    "Please enter your account number.",
-    "Thank you for calling.",
-    "Your call is important to us.",
-    "Goodbye.",
-    "Press one for sales.",
-    "All lines are busy.",
-]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """Six spoken sentences, a train and a dev manifest."""
-    from test_transcribe import speak
-
-    root = tmp_path_factory.mktemp("corpus")
-    rows = []
-    for i, text in enumerate(SENTENCES):
-        path = root / f"u{i}.wav"
-        sf.write(path, speak(text), SR)
-        rows.append({"id": f"u{i}", "audio": path.name, "text": text, "language": "en"})
-    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
-    (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
-    return root
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    """A randomly initialised two-layer Whisper with tiny.en's tokenizer and settings."""
-    import torch
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    from sbasr.whisper.models import transformers_dir
-
-    real = transformers_dir("tiny.en")
-    config = WhisperConfig.from_pretrained(real)
-    for key, value in dict(
-        d_model=64,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=128,
-        decoder_ffn_dim=128,
-    ).items():
-        setattr(config, key, value)
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config)
-    from transformers import GenerationConfig
-
-    model.generation_config = GenerationConfig.from_pretrained(real)
-    out = tmp_path_factory.mktemp("tiny") / "model"
-    model.save_pretrained(out)
-    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
-        shutil.copy2(real / name, out / name)
-    return out
+from sbasr.whisper.options import WhisperOptions
 
 
 def test_three_data_formats_read_the_same_utterances(tmp_path):
@@ -91,7 +38,8 @@ def test_three_data_formats_read_the_same_utterances(tmp_path):
         "American-call1-A-000050-000200",
         "American-call1-B-000250-000400",
     ]
-    assert mlc[0].language is None or mlc[0].language == "en"
+    # the language is the first folder below the directory read: here there is none
+    assert [e.language for e in mlc] == [None, None]
     mlc_root = read_examples(tmp_path)
     assert mlc_root[0].language == "en" and mlc_root[0].id.startswith("English-American-call1-A")
     # Kaldi: wav.scp, text, segments, utt2lang
@@ -207,6 +155,155 @@ def test_lora_run_leaves_a_transcribable_directory(corpus, tiny_model, tmp_path)
     assert decoded.returncode == 0, decoded.stderr
 
 
+OPTIONS = {"whisper": WhisperOptions, "speechllm": SpeechLLMOptions}
+# every spelling `sbasr finetune` had before its flags were derived from the options
+FLAGS = {
+    *("--arch", "--train", "--dev", "--output-dir", "-o", "--model", "-m", "--method"),
+    *("--learning-rate", "--warmup-steps", "--lr-scheduler", "--epochs", "--max-steps"),
+    *("--batch-size", "--grad-accum", "--eval-steps", "--save-steps", "--logging-steps"),
+    *("--seed", "--precision", "--gradient-checkpointing", "--no-gradient-checkpointing"),
+    *("--speed-perturb", "--spec-augment", "--no-spec-augment", "--freeze-encoder"),
+    *("--no-freeze-encoder", "--lora-r", "--lora-alpha", "--lora-dropout", "--lora-targets"),
+    *("--encoder2", "--fusion", "--projector", "--llm", "--prompt", "--stages", "--stage"),
+    *("--init", "--train-encoder", "--batch-seconds", "--average-best", "--resume"),
+    *("--no-resume", "--deepspeed", "--num-workers", "--export", "--no-export"),
+    "--quantization",
+}
+
+
+def _finetune_params() -> dict:
+    import typer.main
+
+    from sbasr.cli import app
+
+    group = typer.main.get_command(app)
+    command = group.get_command(group.context_class(group), "finetune")
+    return {p.name: p for p in command.params}
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) or "none"
+    return str(value)
+
+
+def _choices(param) -> tuple[str, ...] | None:
+    kind = param.type_descriptor.annotation
+    is_enum = isinstance(kind, type) and issubclass(kind, Enum)
+    return tuple(m.value for m in kind) if is_enum else None
+
+
+def test_finetune_flags_defaults_and_choices_are_the_options_classes():
+    params = _finetune_params()
+    assert {s for p in params.values() for s in (*p.opts, *p.secondary_opts)} == FLAGS
+    assert _choices(params["arch"]) == ARCHS == tuple(OPTIONS)
+    owned: dict[str, dict[str, Field]] = {}
+    for arch, cls in OPTIONS.items():
+        for f in fields(cls):
+            if f.metadata["cli"]:
+                owned.setdefault(f.name, {})[arch] = f
+            else:
+                assert f.name not in params
+    assert set(params) == {"arch", *owned}
+    for name, by_arch in owned.items():
+        param = params[name]
+        defaults = {arch: default_of(f) for arch, f in by_arch.items()}
+        given = param.default.value if isinstance(param.default, Enum) else param.default
+        if len({repr(v) for v in defaults.values()}) > 1:
+            # nothing passed on unless typed: each architecture's class has its own default
+            assert given is None, name
+            shown = ", ".join(f"{arch} {_shown(v)}" for arch, v in defaults.items())
+            assert param.show_default == shown, name
+        else:
+            default = next(iter(defaults.values()))
+            if default is MISSING:
+                assert param.required, name
+            elif given is not None:
+                assert given == default, name
+            elif default is not None:  # a comma list: passed on as typed, shown as is
+                assert param.show_default == _shown(default), name
+        (allowed,) = {f.metadata["choices"] for f in by_arch.values()}
+        assert _choices(param) == allowed, name
+
+
+def test_the_options_classes_load_without_torch():
+    # the CLI builds its flags from them at parse time: `sbasr --help` must stay fast
+    code = (
+        "import sys, sbasr.cli, sbasr.whisper.options, sbasr.speechllm.options; "
+        "print(sorted({'torch', 'numpy', 'transformers'} & set(sys.modules)))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0 and run.stdout.strip() == "[]", run.stderr
+
+
+def test_finetune_passes_what_was_typed_and_prints_how_to_transcribe(monkeypatch):
+    from typer.testing import CliRunner
+
+    import sbasr.speechllm.train
+    import sbasr.whisper.finetune
+    from sbasr.cli import app
+
+    seen = []
+
+    def fake(opts, echo=print, callbacks=()):
+        seen.append(opts)
+        return Path(opts.output_dir)
+
+    monkeypatch.setattr(sbasr.whisper.finetune, "finetune_whisper", fake)
+    monkeypatch.setattr(sbasr.speechllm.train, "finetune_speechllm", fake)
+    runner = CliRunner()
+    run = runner.invoke(app, ["finetune", "--train", "t.jsonl", "-o", "out"])
+    assert run.exit_code == 0, run.output
+    assert seen[-1] == WhisperOptions(train="t.jsonl", output_dir="out")
+    assert run.stderr.splitlines()[-1] == (
+        "done: out; transcribe with: sbasr transcribe --model out FILES"
+    )
+    typed = ["--stage", "2", "--lora-targets", "q_proj,v_proj", "--speed-perturb", "0.9,1.1"]
+    typed += ["--fusion", "bi-cross", "--init", "s1", "--no-resume", "-m", "tiny"]
+    run = runner.invoke(
+        app, ["finetune", "--arch", "speechllm", "--train", "t.jsonl", "-o", "out", *typed]
+    )
+    assert run.exit_code == 0, run.output
+    assert seen[-1] == SpeechLLMOptions(
+        train="t.jsonl",
+        output_dir="out",
+        stages=(2,),
+        lora_targets=("q_proj", "v_proj"),
+        speed_perturb=(0.9, 1.1),
+        fusion="bi-cross",
+        init="s1",
+        resume=False,
+        model="tiny",
+    )
+    assert seen[-1].batch_size == 64 and seen[-1].lora_r == 16  # the Speech-LLM's own
+    assert seen[-1].model_config().encoder == "tiny"
+    assert run.stderr.splitlines()[-1] == (
+        "done: out; transcribe with: sbasr transcribe --engine speechllm --model out FILES"
+    )
+
+
+@pytest.mark.parametrize(
+    ("arch", "typed", "owner"),
+    [
+        ("whisper", ["--encoder2", "x"], "speechllm"),
+        ("whisper", ["--stage", "2"], "speechllm"),
+        ("speechllm", ["--no-export"], "whisper"),
+        ("speechllm", ["--method", "full"], "whisper"),
+    ],
+)
+def test_a_flag_of_the_other_architecture_is_a_usage_error(tmp_path, arch, typed, owner):
+    train = tmp_path / "train.jsonl"
+    train.write_text("")
+    out = tmp_path / "out"
+    run = run_cli("finetune", "--arch", arch, "--train", str(train), "-o", str(out), *typed)
+    assert run.returncode == 2
+    flag = "--stages" if typed[0] == "--stage" else typed[0].replace("--no-", "--")
+    assert run.stderr.splitlines() == [
+        f"sbasr: error: {flag} is a {owner} option; not used with --arch {arch}"
+    ]
+    assert not out.exists()
+
+
 def _weights(directory: Path) -> dict:
     from safetensors.numpy import load_file
 
@@ -217,7 +314,7 @@ def _weights(directory: Path) -> dict:
 def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_path):
     from transformers import TrainerCallback
 
-    from sbasr.whisper.finetune import WhisperOptions, finetune_whisper
+    from sbasr.whisper.finetune import finetune_whisper
 
     def opts(out: Path, resume: bool = False) -> WhisperOptions:
         return WhisperOptions(
@@ -271,6 +368,10 @@ def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_
     )
     assert again.returncode == 2 and "use --resume" in again.stderr
     resumed = finetune_whisper(opts(tmp_path / "b", resume=True), echo=lambda _: None)
+    # each run logs into its own directory, though all three ran in this one process
+    assert "TENSORBOARD_LOGGING_DIR" not in os.environ
+    assert len(list((tmp_path / "a" / "logs").glob("events.out.tfevents.*"))) == 1
+    assert len(list((tmp_path / "b" / "logs").glob("events.out.tfevents.*"))) == 2
     a, b = _weights(straight), _weights(resumed)
     assert a.keys() == b.keys()
     for key in a:

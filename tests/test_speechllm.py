@@ -9,14 +9,14 @@ Whisper tokenizer, so that it all takes seconds on a CPU.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+import soundfile as sf
 import torch
-from conftest import run_cli
-from test_finetune import corpus, needs_espeak, tiny_model  # noqa: F401  (fixtures)
+from conftest import SENTENCES, SR, build, needs_espeak, run_cli, waves
 
 from sbasr.speechllm.encoders import WhisperSpeechEncoder, align_frames, load_encoder
 from sbasr.speechllm.fusion import FUSIONS, Fusion
@@ -24,57 +24,19 @@ from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig, average_trained, r
 from sbasr.speechllm.projectors import PROJECTORS
 from sbasr.speechllm.train import SecondsBatchSampler
 
-SR = 16_000
-
 
 @pytest.fixture(scope="module")
-def parts(tmp_path_factory, tiny_model) -> dict[str, str]:  # noqa: F811
-    """Paths of a tiny Whisper, two tiny HuBERTs (group and layer norm) and a tiny LLM."""
-    from transformers import AutoTokenizer, HubertConfig, HubertModel, LlamaConfig, LlamaForCausalLM
-
-    root = tmp_path_factory.mktemp("parts")
-    torch.manual_seed(0)
-    out = {"whisper": str(tiny_model)}
-    for norm in ("group", "layer"):
-        config = HubertConfig(
-            hidden_size=24,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=48,
-            conv_dim=(16,) * 7,
-            num_conv_pos_embeddings=16,
-            num_conv_pos_embedding_groups=2,
-            feat_extract_norm=norm,
-            do_stable_layer_norm=norm == "layer",
-        )
-        HubertModel(config).save_pretrained(root / f"hubert-{norm}")
-        out[f"hubert-{norm}"] = str(root / f"hubert-{norm}")
-    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    LlamaForCausalLM(config).save_pretrained(root / "llm")
-    tokenizer.save_pretrained(root / "llm")
-    out["llm"] = str(root / "llm")
-    return out
-
-
-def waves(*seconds: float, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [(0.1 * rng.standard_normal(int(s * SR))).astype(np.float32) for s in seconds]
-
-
-def build(parts, **kw) -> SpeechLLM:
-    torch.manual_seed(1)
-    config = SpeechLLMConfig(encoder=parts["whisper"], llm=parts["llm"], fusion_heads=2, **kw)
-    return SpeechLLM.build(config).eval()
+def noise_corpus(tmp_path_factory) -> Path:
+    """Noise with transcripts, four to train on and two for dev: enough to drive the
+    Trainer where what is learnt does not matter, without espeak-ng."""
+    root = tmp_path_factory.mktemp("noise")
+    rows = []
+    for i, text in enumerate(SENTENCES):
+        sf.write(root / f"n{i}.wav", waves(0.8 + 0.2 * i, seed=i)[0], SR)
+        rows.append({"id": f"n{i}", "audio": f"n{i}.wav", "text": text, "language": "en"})
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    return root
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
@@ -128,6 +90,7 @@ def test_true_length_encoder_equals_whisper_on_a_full_window(parts):
 
     enc = load_encoder(parts["whisper"])
     assert isinstance(enc, WhisperSpeechEncoder)
+    buffers = [name for name, _ in enc.named_buffers()]
     (audio,) = waves(30.0)
     with torch.no_grad():
         ours, n = enc([audio])
@@ -135,6 +98,10 @@ def test_true_length_encoder_equals_whisper_on_a_full_window(parts):
         theirs = WhisperModel.from_pretrained(parts["whisper"]).encoder(feats).last_hidden_state
     assert int(n[0]) == 1500
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=1e-4)
+    assert [name for name, _ in enc.named_buffers()] == buffers  # a forward pass adds none
+    mel, _ = enc.features([audio])
+    enc.to(torch.bfloat16)  # as the engine runs it on a GPU: the log-mel stays float32
+    torch.testing.assert_close(enc.features([audio])[0], mel, atol=0, rtol=0)
 
 
 @pytest.mark.parametrize("norm", ["group", "layer"])
@@ -160,7 +127,15 @@ def test_frame_counts_are_reconciled_per_utterance():
 
 
 def test_what_each_stage_trains(parts):
-    model = build(parts, encoder2=parts["hubert-group"], fusion="uni-cross")
+    torch.manual_seed(1)
+    config = SpeechLLMConfig(
+        encoder=parts["whisper"],
+        llm=parts["llm"],
+        fusion_heads=2,
+        encoder2=parts["hubert-group"],
+        fusion="uni-cross",
+    )
+    model = SpeechLLM.build(config)
     model.set_stage(1)
     trained = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trained and all(n.startswith(("fusion.", "projector.")) for n in trained)
@@ -171,6 +146,8 @@ def test_what_each_stage_trains(parts):
     assert trained <= trained2 and lora and all(n.startswith("llm.") and "lora_" in n for n in lora)
     for target in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
         assert any(f"{target}.lora_A" in n for n in lora)
+    # stage 2 changed the model's configuration, not the one it was built from
+    assert model.spec.llm_lora and not config.llm_lora
 
     enc_lora = build(parts, train_encoder="lora")
     enc_lora.set_stage(1)
@@ -244,8 +221,21 @@ def test_batched_greedy_and_beam_decoding(parts):
     assert all(
         long.startswith(short) and len(short) < len(long) for short, long in zip(shorter, batched)
     )
+    searched = []
+    generate = model.llm.generate
+
+    def spy(*args, **kwargs):
+        searched.append(kwargs["num_beams"])
+        return generate(*args, **kwargs)
+
+    model.llm.generate = spy
     beams = model.transcribe(audio, langs, max_new_tokens=6, beam_size=3)
-    assert len(beams) == 3 and all(isinstance(t, str) for t in beams)
+    beams_alone = [
+        model.transcribe([a], [lang], max_new_tokens=6, beam_size=3)[0]
+        for a, lang in zip(audio, langs)
+    ]
+    assert searched == [3] * 4  # a beam search indeed, batched and alone
+    assert beams == beams_alone  # each utterance's beams are its own, as in greedy search
 
 
 def test_batches_are_bounded_by_seconds():
@@ -260,7 +250,78 @@ def test_batches_are_bounded_by_seconds():
     assert list(sampler) != batches
 
 
-def _finetune(parts, corpus, out: Path, *extra: str):  # noqa: F811
+def _event_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("events.out.tfevents.*"))
+
+
+def _logged_steps(directory: Path) -> list[int]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    (events,) = _event_files(directory)
+    acc = EventAccumulator(str(events))
+    acc.Reload()
+    return [e.step for e in acc.Scalars("train/loss")]
+
+
+def test_each_stage_and_run_logs_apart_and_ends_on_its_best_checkpoint(
+    parts, noise_corpus, tmp_path, capsys
+):
+    from transformers import TrainerCallback
+
+    from sbasr.speechllm.options import SpeechLLMOptions
+    from sbasr.speechllm.train import finetune_speechllm
+
+    class WorstAtTheEnd(TrainerCallback):
+        """The last evaluation reported as the worst, so that an earlier checkpoint is the
+        best (an untrained tiny LLM's dev loss hardly moves)."""
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            if state.global_step == args.max_steps:
+                metrics["eval_loss"] = 1e9
+
+    def run(out: Path, stages: tuple[int, ...], steps: int, callbacks=(), **more) -> Path:
+        opts = SpeechLLMOptions(
+            train=str(noise_corpus / "train.jsonl"),
+            dev=str(noise_corpus / "dev.jsonl"),
+            output_dir=str(out),
+            model=parts["whisper"],
+            llm=parts["llm"],
+            stages=stages,
+            max_steps=steps,
+            eval_steps=1,
+            logging_steps=1,
+            warmup_steps=1,
+            batch_seconds=2,
+            **more,
+        )
+        return finetune_speechllm(opts, echo=print, callbacks=callbacks)
+
+    first = run(tmp_path / "a", (1, 2), 3, [WorstAtTheEnd()])
+    second = run(tmp_path / "b", (1,), 1)
+    assert "TENSORBOARD_LOGGING_DIR" not in os.environ
+    # one event file in each stage's own logs/, holding that stage's steps only
+    assert _logged_steps(first / "stage1" / "logs") == [1, 2, 3]
+    assert _logged_steps(first / "stage2" / "logs") == [1, 2, 3]
+    assert _logged_steps(second / "stage1" / "logs") == [1]
+    for stage in ("stage1", "stage2"):
+        state = json.loads((first / stage / "trainer_state.json").read_text())
+        best = Path(state["best_model_checkpoint"])
+        assert best.parent == first / stage and best.name != "checkpoint-3"
+        kept, chosen, last = (
+            read_trained(d)[0] for d in (first / stage, best, first / stage / "checkpoint-3")
+        )
+        assert all(torch.equal(kept[k], chosen[k]) for k in kept)
+        assert not all(torch.equal(kept[k], last[k]) for k in kept)
+    # both stages done: --resume loads them (stage 2 with its LLM adapter) and trains nothing
+    final = read_trained(first)
+    assert run(first, (1, 2), 3, resume=True) == first
+    assert "stage 2: already done" in capsys.readouterr().out
+    again = read_trained(first)
+    assert all(torch.equal(final[0][k], again[0][k]) for k in final[0])
+    assert all(torch.equal(final[1][k], again[1][k]) for k in final[1])
+
+
+def _finetune(parts, corpus, out: Path, *extra: str):
     return run_cli(
         "finetune",
         "--arch",
@@ -286,7 +347,7 @@ def _finetune(parts, corpus, out: Path, *extra: str):  # noqa: F811
 
 
 @needs_espeak
-def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):  # noqa: F811
+def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):
     out = tmp_path / "sl"
     done = _finetune(
         parts,
@@ -356,7 +417,7 @@ def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):  # noqa:
 
 
 @needs_espeak
-def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):  # noqa: F811
+def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):
     common = (
         "--stage",
         "1",
@@ -387,7 +448,7 @@ def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):  # noqa
 
 
 @needs_espeak
-def test_torchrun_trains_with_two_processes(parts, corpus, tmp_path):  # noqa: F811
+def test_torchrun_trains_with_two_processes(parts, corpus, tmp_path):
     import subprocess
     import sys
 

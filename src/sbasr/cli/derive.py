@@ -54,6 +54,8 @@ class Flag:
             help_text = f"{'/'.join(self.owners)}: {help_text}"
         if not self.uniform:
             show = ", ".join(f"{k} {_shown(v)}" for k, v in self.defaults.items())
+        elif isinstance(default, str) and not default.isprintable():
+            show = repr(default)  # a newline (the Speech-LLM's prompt) would break the table
         if meta.get("choices"):
             enum = choice(_camel(self.name), meta["choices"])
             annotation: Any = enum | None if default is None else enum
@@ -70,14 +72,15 @@ class Flag:
             default = None
         else:
             annotation = base | None if default is None or optional else base
+        names = self.option_name
+        if base is bool and not meta.get("flags"):  # typer's own --x/--no-x pair
+            names = (f"{names[0]}/--no-{names[0][2:]}",)
         if required:
-            info = typer.Option(*self.option_name, help=help_text, min=meta.get("min"))
+            info = typer.Option(*names, help=help_text, min=meta.get("min"))
             return inspect.Parameter(
                 self.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[annotation, info]
             )
-        info = typer.Option(
-            *self.option_name, help=help_text, min=meta.get("min"), show_default=show
-        )
+        info = typer.Option(*names, help=help_text, min=meta.get("min"), show_default=show)
         return inspect.Parameter(
             self.name,
             inspect.Parameter.KEYWORD_ONLY,
@@ -100,9 +103,13 @@ class Flag:
         return value
 
 
-def flags_of(classes: dict[str, type]) -> dict[str, Flag]:
-    """Every CLI field of `classes` (label -> class), merged by name, in order."""
+def flags_of(classes: dict[str, type], shared: Sequence[type] = ()) -> dict[str, Flag]:
+    """Every CLI field of `shared` and `classes` (label -> class), merged by name, in order.
+    A field of a `shared` class belongs to every label (no label in its help)."""
     owners: dict[str, dict[str, tuple[type, Field]]] = {}
+    for cls in shared:
+        for f in cli_fields(cls):
+            owners[f.name] = {label: (cls, f) for label in classes or {"": cls}}
     for label, cls in classes.items():
         for f in cli_fields(cls):
             owners.setdefault(f.name, {})[label] = (cls, f)
@@ -113,11 +120,13 @@ def derived_command(
     func: Callable[..., None],
     classes: dict[str, type],
     skip: Sequence[str] = (),
+    shared: Sequence[type] = (),
 ) -> Callable[..., None]:
     """A command whose signature is `func`'s own parameters followed by the flags of
-    `classes`; `func` is called with its parameters and `given`, the flags the user gave,
-    as field values (`{name: value}`)."""
-    flags = {n: f for n, f in flags_of(classes).items() if n not in skip}
+    `shared` and `classes`; `func` is called with its parameters and `given`, the flags the
+    user gave, as field values (`{name: value}`). `shared` classes apply whatever the label
+    (engine settings beside per-engine decoding options, say)."""
+    flags = {n: f for n, f in flags_of(classes, shared).items() if n not in skip}
     head = [
         p for p in inspect.signature(func, eval_str=True).parameters.values() if p.name != "given"
     ]
@@ -128,11 +137,14 @@ def derived_command(
     derived = [f.parameter(labels) for f in flags.values()]
 
     def command(ctx: typer.Context, **kwargs: Any) -> None:
-        given = {
-            name: flag.convert(kwargs[name])
-            for name, flag in flags.items()
-            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
-        }
+        given = {}
+        for name, flag in flags.items():
+            if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+                continue
+            try:
+                given[name] = flag.convert(kwargs[name])
+            except ValueError as e:  # an item of a comma list that is no number: --stages x
+                raise typer.BadParameter(str(e), ctx, param_hint=flag.option_name[0]) from None
         func(**{p.name: kwargs[p.name] for p in head}, given=given)
 
     params = [ctx_param, *(p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in head), *derived]

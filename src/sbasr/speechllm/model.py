@@ -11,60 +11,22 @@ and the LLM's LoRA in `llm_adapter/` in peft's own format.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..choices import TRAIN_ENCODER
 from ..errors import SbasrError
 from ..io.files import write_atomic
 from ..io.languages import name as language_name
+from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig
 from .encoders import align_frames, frame_mask, load_encoder
 from .fusion import Fusion
-from .llm import DEFAULT_LLM, load_llm
+from .llm import load_llm
 from .projectors import build_projector, match_scale
-
-CONFIG_NAME = "sbasr-speechllm.json"
-WEIGHTS_NAME = "model.safetensors"
-ADAPTER_DIR = "llm_adapter"
-PROMPT = "Please transcribe the following audio in {language}:\n"
-LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-TRAIN_ENCODER = ("frozen", "lora", "full")
-
-
-@dataclass
-class SpeechLLMConfig:
-    """What the model is made of; saved with it, so that it rebuilds from the sources."""
-
-    encoder: str = "base"  # Whisper: embedded name, directory or hub id
-    encoder2: str | None = None  # HuBERT-style (or a second Whisper), in parallel
-    fusion: str = "concat"  # with encoder2 only
-    fusion_heads: int = 8
-    projector: str = "conv"
-    downsample: int = 4
-    llm: str = DEFAULT_LLM
-    prompt: str = PROMPT
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = LLM_LORA_TARGETS
-    llm_lora: bool = False  # set from stage 2 on
-    train_encoder: str = "frozen"
-    encoder_lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    stages_done: list[int] = field(default_factory=list)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> SpeechLLMConfig:
-        known = {f.name for f in fields(cls)}
-        out = cls(**{k: v for k, v in data.items() if k in known})
-        out.lora_targets = tuple(out.lora_targets)
-        out.encoder_lora_targets = tuple(out.encoder_lora_targets)
-        return out
 
 
 class SpeechLLM(nn.Module):
@@ -74,7 +36,15 @@ class SpeechLLM(nn.Module):
             raise SbasrError(
                 f"--train-encoder {config.train_encoder!r}: use one of {', '.join(TRAIN_ENCODER)}"
             )
-        self.spec = config
+        # The model's own copy: moving on to stage 2 changes it (llm_lora, stages_done),
+        # and the caller's configuration must stay as it was given.
+        self.spec = replace(
+            config,
+            lora_targets=tuple(config.lora_targets),
+            encoder_lora_targets=tuple(config.encoder_lora_targets),
+            stages_done=list(config.stages_done),
+        )
+        config = self.spec
         self.encoder, self.encoder2 = encoder, encoder2
         self.tokenizer = tokenizer
         dim = encoder.dim
@@ -155,7 +125,7 @@ class SpeechLLM(nn.Module):
             task_type="CAUSAL_LM",
         )
         self.llm = get_peft_model(self.llm, lora)
-        cfg.llm_lora = True
+        cfg.llm_lora = True  # the model's own copy: it now has, and saves, the adapter
 
     def set_stage(self, stage: int) -> None:
         """What trains: stage 1 the fusion and projector, stage 2 also the LLM's LoRA;
@@ -205,8 +175,14 @@ class SpeechLLM(nn.Module):
         text = json.dumps(self.spec.to_dict(), indent=2) + "\n"
         write_atomic(directory / CONFIG_NAME, text)
 
+    def mark_done(self, stage: int) -> None:
+        """Record that `stage` has been trained; saved with the configuration."""
+        self.spec.stages_done = sorted({*self.spec.stages_done, stage})
+
     def load_trained(self, state: dict, adapter: dict | None) -> None:
-        """Put saved trained weights in place; anything missing or left over is an error."""
+        """Put saved trained weights in place; anything missing or left over is an error.
+        An LLM adapter needs the model in stage 2 already (`set_stage(2)`, or a
+        configuration saved after it): loading never changes what the model is made of."""
         expected = {
             n
             for n, _ in self.named_parameters()
@@ -218,11 +194,13 @@ class SpeechLLM(nn.Module):
                 f"saved weights do not fit the configuration (missing "
                 f"{missing[:3]}, unexpected {extra[:3]})"
             )
+        if (adapter is not None) != self.spec.llm_lora:
+            which = "an LLM adapter, the model none" if adapter else "no LLM adapter, the model one"
+            raise SbasrError(f"saved weights do not fit the configuration ({which})")
         self.load_state_dict(state, strict=False)
         if adapter is not None:
             from peft import set_peft_model_state_dict
 
-            self._attach_llm_lora()
             set_peft_model_state_dict(self.llm, adapter)
 
     def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None) -> None:

@@ -13,53 +13,22 @@ from __future__ import annotations
 import os
 import random
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SbasrError
+from ..options import check_choices
+from ..training.arguments import last_checkpoint, tensorboard, training_arguments
 from ..training.data import Example
-from ..training.trainer import (
-    AudioDataset,
-    TrainOptions,
-    last_checkpoint,
-    load_data,
-    plot_history,
-    save_config,
-    training_arguments,
-)
-from .model import (
-    CONFIG_NAME,
-    LLM_LORA_TARGETS,
-    PROMPT,
-    SpeechLLM,
-    SpeechLLMConfig,
-    average_trained,
-    read_trained,
-)
+from ..training.dataset import AudioDataset, load_data
+from ..training.options import TrainOptions
+from ..training.record import plot_history, save_config
+from .model import CONFIG_NAME, SpeechLLM, average_trained, read_trained
+from .options import SpeechLLMOptions
 
 METRIC = "loss"  # dev loss, as the paper chooses checkpoints
-
-
-@dataclass
-class SpeechLLMOptions(TrainOptions):
-    encoder: str = "base"
-    encoder2: str | None = None
-    fusion: str = "concat"
-    projector: str = "conv"
-    llm: str = "smollm2"
-    prompt: str = PROMPT
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.1
-    lora_targets: tuple[str, ...] = LLM_LORA_TARGETS
-    train_encoder: str = "frozen"
-    stages: tuple[int, ...] = (1, 2)
-    init: str | None = None  # a stage-1 model to start stage 2 from
-    batch_seconds: float = 120.0  # audio per batch, the paper's per-GPU budget
-    average_best: int = 1
-    lr_scheduler: str = "inverse_sqrt"
 
 
 class SpeechLLMDataset(AudioDataset):
@@ -146,7 +115,7 @@ class SecondsBatchSampler:
 
 def _trainer_class():
     from torch.utils.data import DataLoader
-    from transformers import Trainer
+    from transformers import Trainer, TrainerCallback
 
     class SpeechLLMTrainer(Trainer):
         """Batches by seconds of audio; checkpoints hold only what is trained (a few MB,
@@ -179,17 +148,25 @@ def _trainer_class():
         def get_eval_dataloader(self, eval_dataset=None) -> DataLoader:
             return self._loader(eval_dataset or self.eval_dataset, shuffle=False)
 
-        def _save(self, output_dir: str | None = None, state_dict=None) -> None:
-            self.accelerator.unwrap_model(self.model).save(output_dir or self.args.output_dir)
+        def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+            if self.args.should_save:  # checkpoints too come here, on every process
+                self.accelerator.unwrap_model(self.model).save(output_dir or self.args.output_dir)
 
+        # Kept private: train(resume_from_checkpoint=...) always loads the weights through
+        # this hook, and the Trainer's own only reads full state dicts and peft models.
         def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
             target = self.accelerator.unwrap_model(model or self.model)
             target.load_trained(*read_trained(resume_from_checkpoint))
 
-        def _load_best_model(self) -> None:
-            self._load_from_checkpoint(self.state.best_model_checkpoint)
+    class LoadBest(TrainerCallback):
+        """The best checkpoint's trained weights put back at the end of training (in place
+        of load_best_model_at_end, whose loader expects full state dicts)."""
 
-    return SpeechLLMTrainer
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            if state.best_model_checkpoint is not None:
+                model.load_trained(*read_trained(state.best_model_checkpoint))
+
+    return SpeechLLMTrainer, LoadBest
 
 
 def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path:
@@ -200,6 +177,12 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
     stages = tuple(sorted(set(opts.stages)))
     if not stages or any(s not in (1, 2) for s in stages):
         raise SbasrError(f"stages {opts.stages}: use 1, 2 or 1,2")
+    try:
+        check_choices(opts)
+    except ValueError as e:
+        raise SbasrError(str(e)) from None
+    if "{language}" not in opts.prompt:
+        raise SbasrError("the prompt must contain {language}")
     if not opts.resume and any(last_checkpoint(str(out / f"stage{s}")) for s in stages):
         raise SbasrError(
             f"{out}: holds checkpoints of an earlier run; use --resume, or another --output-dir"
@@ -216,8 +199,8 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
         stage_dir = out / f"stage{stage}"
         if opts.resume and (stage_dir / CONFIG_NAME).is_file():
             echo(f"stage {stage}: already done, loading {stage_dir}")
+            model.set_stage(stage)  # stage 2 adds the LLM's LoRA, which it saved
             model.load_trained(*read_trained(stage_dir))
-            model.set_stage(stage)
             continue
         _train_stage(model, stage, stage_dir, train, dev, opts, echo, callbacks)
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, the first process writes
@@ -232,21 +215,13 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
 def _initial_model(opts: SpeechLLMOptions, stages: tuple[int, ...], echo) -> SpeechLLM:
     """A fresh model for stage 1; for stage 2 alone, the stage-1 model it starts from."""
     if stages[0] == 1:
-        config = SpeechLLMConfig(
-            encoder=_absolute(opts.encoder),
-            encoder2=_absolute(opts.encoder2),
-            fusion=opts.fusion,
-            projector=opts.projector,
-            llm=_absolute(opts.llm),
-            prompt=opts.prompt,
-            lora_r=opts.lora_r,
-            lora_alpha=opts.lora_alpha,
-            lora_dropout=opts.lora_dropout,
-            lora_targets=tuple(opts.lora_targets),
-            train_encoder=opts.train_encoder,
+        config = opts.model_config()
+        config = replace(
+            config,
+            encoder=_absolute(config.encoder),
+            encoder2=_absolute(config.encoder2),
+            llm=_absolute(config.llm),
         )
-        if "{language}" not in config.prompt:
-            raise SbasrError("the prompt must contain {language}")
         return SpeechLLM.build(config)
     init = Path(opts.init) if opts.init else Path(opts.output_dir) / "stage1"
     if not (init / CONFIG_NAME).is_file():
@@ -279,21 +254,23 @@ def _train_stage(
     model.set_stage(stage)
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     echo(f"stage {stage}: training {trained / 1e6:.2f} M parameters")
-    stage_opts = replace(opts, output_dir=str(stage_dir))
-    if opts.average_best > 1:
-        stage_opts.save_total_limit = None  # every checkpoint kept until the N best are known
-    args = training_arguments(stage_opts, METRIC, bool(dev))
-    args.prediction_loss_only = True  # dev loss only: no logits gathered over the vocabulary
+    keep = None if opts.average_best > 1 else opts.save_total_limit  # all, until N best known
+    stage_opts = replace(opts, output_dir=str(stage_dir), save_total_limit=keep)
+    # dev loss only: no logits gathered over the vocabulary
+    args = training_arguments(
+        stage_opts, METRIC, bool(dev), load_best=False, prediction_loss_only=True
+    )
     resume_from = last_checkpoint(str(stage_dir)) if opts.resume else None
     if resume_from:
         echo(f"stage {stage}: resuming from {resume_from}")
-    trainer = _trainer_class()(
+    trainer_class, load_best = _trainer_class()
+    trainer = trainer_class(
         model=model,
         args=args,
         data_collator=collate,
         train_dataset=SpeechLLMDataset(train, model, opts),
         eval_dataset=SpeechLLMDataset(dev, model, opts, False) if dev else None,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, load_best(), tensorboard(stage_dir / "logs")],
         batch_seconds=opts.batch_seconds,
     )
     if trainer.is_world_process_zero():
@@ -314,7 +291,7 @@ def _train_stage(
             model.load_trained(*average_trained(best))
     if not trainer.is_world_process_zero():
         return
-    model.spec.stages_done = sorted({*model.spec.stages_done, stage})
+    model.mark_done(stage)
     trainer.save_state()
     plot_history(trainer.state.log_history, stage_dir / "training.png", METRIC)
     failures = trainer.train_dataset.failures

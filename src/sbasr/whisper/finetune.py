@@ -8,37 +8,19 @@ output directory itself works as `sbasr transcribe --model`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SbasrError
+from ..options import check_choices
+from ..training.arguments import last_checkpoint, tensorboard, training_arguments
 from ..training.data import Example, load_example_audio
-from ..training.trainer import (
-    AudioDataset,
-    TrainOptions,
-    last_checkpoint,
-    load_data,
-    plot_history,
-    save_config,
-    training_arguments,
-)
+from ..training.dataset import AudioDataset, load_data
+from ..training.record import plot_history, save_config
+from .options import WhisperOptions
 
 METRIC = "wer"  # the pooled CER/WER, under the name the Trainer tracks
-
-
-@dataclass
-class WhisperOptions(TrainOptions):
-    model: str = "base"
-    method: str = "lora"  # lora or full
-    lora_r: int = 32  # the paper's LoRA: r 32, alpha 64, dropout 0.05 on q and v
-    lora_alpha: int = 64
-    lora_dropout: float = 0.05
-    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    freeze_encoder: bool = False
-    eval_batch_size: int = 8
-    targets: list[str] = field(default_factory=list)
 
 
 class WhisperDataset(AudioDataset):
@@ -118,8 +100,6 @@ def load_model(opts: WhisperOptions):
         model = get_peft_model(model, config)
         if opts.gradient_checkpointing:
             model.enable_input_require_grads()
-    elif opts.method != "full":
-        raise SbasrError(f"unknown method {opts.method!r}; use lora or full")
     return model, processor
 
 
@@ -198,6 +178,10 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     `callbacks` are transformers TrainerCallbacks, for callers who watch the run."""
     from transformers import set_seed
 
+    try:
+        check_choices(opts)
+    except ValueError as e:
+        raise SbasrError(str(e)) from None
     out = Path(opts.output_dir)
     resume_from = None
     if opts.resume:
@@ -229,7 +213,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
         dev_examples=dev,
         processor=processor,
         eval_batch=opts.eval_batch_size,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, tensorboard(out / "logs")],
     )
     if trainer.is_world_process_zero():
         save_config(
@@ -252,7 +236,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     if failures:
         echo(f"skipped {len(failures)} examples whose audio failed to load during training")
     if opts.export:
-        from .export import export_ct2
+        from .ct2 import export_ct2
 
         export_ct2(out, out / "ct2", opts.quantization)
         echo(f"exported to {out / 'ct2'}")

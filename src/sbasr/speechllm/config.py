@@ -1,0 +1,52 @@
+"""What a Speech-LLM is made of, saved beside its weights so that it rebuilds from the
+sources; and the names of the files of a trained model.
+
+Torch-free: the training options (`sbasr.speechllm.options`) take their defaults from
+here, and the CLI reads those at parse time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+CONFIG_NAME = "sbasr-speechllm.json"
+WEIGHTS_NAME = "model.safetensors"
+ADAPTER_DIR = "llm_adapter"
+DEFAULT_LLM = "smollm2"
+PROMPT = "Please transcribe the following audio in {language}:\n"
+LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class SpeechLLMConfig:
+    """What the model is made of; saved with it, so that it rebuilds from the sources."""
+
+    encoder: str = "base"  # Whisper: embedded name, directory or hub id
+    encoder2: str | None = None  # HuBERT-style (or a second Whisper), in parallel
+    fusion: str = "concat"  # with encoder2 only
+    fusion_heads: int = 8
+    projector: str = "conv"
+    downsample: int = 4
+    llm: str = DEFAULT_LLM
+    prompt: str = PROMPT
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.1
+    lora_targets: tuple[str, ...] = LLM_LORA_TARGETS
+    llm_lora: bool = False  # set from stage 2 on
+    train_encoder: str = "frozen"
+    encoder_lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    stages_done: list[int] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SpeechLLMConfig:
+        """The configuration a model was saved with; keys it does not know are ignored."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        for name in ("lora_targets", "encoder_lora_targets"):  # JSON has lists
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
