@@ -29,23 +29,23 @@ _sbasr() {
             case "$prev" in
                 --engine) COMPREPLY=($(compgen -W "whisper speechllm" -- "$cur")); return ;;
                 --model|-m) :; return ;;
-                --language|-l) :; return ;;
-                --channels) COMPREPLY=($(compgen -W "mix split" -- "$cur")); return ;;
                 --format|-f) COMPREPLY=($(compgen -W "txt srt vtt json tsv keyed all" -- "$cur")); return ;;
                 --output-dir|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --channels) COMPREPLY=($(compgen -W "mix split" -- "$cur")); return ;;
+                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return ;;
+                --compute-type) :; return ;;
+                --threads) :; return ;;
+                --language|-l) :; return ;;
                 --beam-size) :; return ;;
+                --batch-size) :; return ;;
+                --max-new-tokens) :; return ;;
                 --temperature) :; return ;;
                 --temperature-increment) :; return ;;
                 --initial-prompt) :; return ;;
                 --hotwords) :; return ;;
-                --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return ;;
-                --compute-type) :; return ;;
-                --threads) :; return ;;
-                --batch-size) :; return ;;
-                --max-new-tokens) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--engine --model -m --language -l --language-per-segment --no-language-per-segment --channels --segments --format -f --output-dir -o --no-skip-existing --skip-existing --beam-size --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --device --compute-type --threads --batch-size --max-new-tokens --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--engine --model -m --segments --format -f --output-dir -o --no-skip-existing --skip-existing --channels --language-per-segment --no-language-per-segment --device --compute-type --threads --language -l --beam-size --batch-size --max-new-tokens --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;
@@ -57,12 +57,11 @@ _sbasr() {
             fi ;;
         finetune)
             case "$prev" in
-                --train) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --output-dir|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --arch) COMPREPLY=($(compgen -W "whisper speechllm" -- "$cur")); return ;;
+                --train) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --dev) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --output-dir|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --model|-m) :; return ;;
-                --method) COMPREPLY=($(compgen -W "lora full" -- "$cur")); return ;;
                 --learning-rate) :; return ;;
                 --warmup-steps) :; return ;;
                 --lr-scheduler) :; return ;;
@@ -76,26 +75,27 @@ _sbasr() {
                 --seed) :; return ;;
                 --precision) COMPREPLY=($(compgen -W "auto fp32 fp16 bf16" -- "$cur")); return ;;
                 --speed-perturb) :; return ;;
+                --deepspeed) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+                --num-workers) :; return ;;
+                --method) COMPREPLY=($(compgen -W "lora full" -- "$cur")); return ;;
                 --lora-r) :; return ;;
                 --lora-alpha) :; return ;;
                 --lora-dropout) :; return ;;
                 --lora-targets) :; return ;;
+                --quantization) COMPREPLY=($(compgen -W "int8 int8_float16 int8_float32 float16 bfloat16 float32" -- "$cur")); return ;;
                 --encoder2) :; return ;;
                 --fusion) COMPREPLY=($(compgen -W "concat uni-cross bi-cross gated-bi-cross gated-bi-cross-concat" -- "$cur")); return ;;
                 --projector) COMPREPLY=($(compgen -W "conv linear qformer" -- "$cur")); return ;;
                 --llm) :; return ;;
                 --prompt) :; return ;;
+                --train-encoder) COMPREPLY=($(compgen -W "frozen lora full" -- "$cur")); return ;;
                 --stage|--stages) :; return ;;
                 --init) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --train-encoder) COMPREPLY=($(compgen -W "frozen lora full" -- "$cur")); return ;;
                 --batch-seconds) :; return ;;
                 --average-best) :; return ;;
-                --deepspeed) COMPREPLY=($(compgen -f -- "$cur")); return ;;
-                --num-workers) :; return ;;
-                --quantization) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--train --output-dir -o --arch --dev --model -m --method --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-spec-augment --spec-augment --freeze-encoder --no-freeze-encoder --lora-r --lora-alpha --lora-dropout --lora-targets --encoder2 --fusion --projector --llm --prompt --stage --stages --init --train-encoder --batch-seconds --average-best --no-resume --resume --deepspeed --num-workers --export --no-export --quantization --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --train --dev --output-dir -o --model -m --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-resume --resume --deepspeed --num-workers --method --freeze-encoder --no-freeze-encoder --no-spec-augment --spec-augment --lora-r --lora-alpha --lora-dropout --lora-targets --export --no-export --quantization --encoder2 --fusion --projector --llm --prompt --train-encoder --stage --stages --init --batch-seconds --average-best --help" -- "$cur"))
             else
                 :
             fi ;;

@@ -1,13 +1,22 @@
-"""Shared helpers: random transcripts with known kinds of errors, and a CLI runner."""
+"""Shared helpers and fixtures: random transcripts with known kinds of errors, a CLI runner,
+espeak-ng speech, and tiny randomly initialised models (a Whisper, HuBERTs, an LLM) that
+let training and decoding tests run in seconds on a CPU."""
 
 from __future__ import annotations
 
+import io
+import json
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
+
+SR = 16_000
 
 # Words of several scripts, with punctuation and case that the normalisers must handle.
 VOCAB = {
@@ -63,3 +72,128 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 @pytest.fixture
 def pairs() -> list[tuple[str, str, str, str]]:
     return random_pairs(3000)
+
+
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
+
+
+SENTENCES = [
+    "Please enter your account number.",
+    "Thank you for calling.",
+    "Your call is important to us.",
+    "Goodbye.",
+    "Press one for sales.",
+    "All lines are busy.",
+]
+
+
+def speak(text: str, voice: str = "en-us") -> np.ndarray:
+    out = subprocess.run(
+        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
+    ).stdout
+    data, rate = sf.read(io.BytesIO(out), dtype="float32")
+    # resample to 16 kHz by linear interpolation: enough for a test signal
+    t = np.arange(0, len(data) / rate, 1 / SR)
+    return np.interp(t, np.arange(len(data)) / rate, data).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Path:
+    """Six spoken sentences, a train and a dev manifest."""
+    root = tmp_path_factory.mktemp("corpus")
+    rows = []
+    for i, text in enumerate(SENTENCES):
+        path = root / f"u{i}.wav"
+        sf.write(path, speak(text), SR)
+        rows.append({"id": f"u{i}", "audio": path.name, "text": text, "language": "en"})
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A randomly initialised two-layer Whisper with tiny.en's tokenizer and settings."""
+    import torch
+    from transformers import WhisperConfig, WhisperForConditionalGeneration
+
+    from sbasr.whisper.models import transformers_dir
+
+    real = transformers_dir("tiny.en")
+    config = WhisperConfig.from_pretrained(real)
+    for key, value in dict(
+        d_model=64,
+        encoder_layers=1,
+        decoder_layers=1,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+    ).items():
+        setattr(config, key, value)
+    torch.manual_seed(0)
+    model = WhisperForConditionalGeneration(config)
+    from transformers import GenerationConfig
+
+    model.generation_config = GenerationConfig.from_pretrained(real)
+    out = tmp_path_factory.mktemp("tiny") / "model"
+    model.save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json", "preprocessor_config.json"):
+        shutil.copy2(real / name, out / name)
+    return out
+
+
+@pytest.fixture(scope="session")
+def parts(tmp_path_factory, tiny_model) -> dict[str, str]:
+    """Paths of a tiny Whisper, two tiny HuBERTs (group and layer norm) and a tiny LLM."""
+    import torch
+    from transformers import AutoTokenizer, HubertConfig, HubertModel, LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("parts")
+    torch.manual_seed(0)
+    out = {"whisper": str(tiny_model)}
+    for norm in ("group", "layer"):
+        config = HubertConfig(
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=48,
+            conv_dim=(16,) * 7,
+            num_conv_pos_embeddings=16,
+            num_conv_pos_embedding_groups=2,
+            feat_extract_norm=norm,
+            do_stable_layer_norm=norm == "layer",
+        )
+        HubertModel(config).save_pretrained(root / f"hubert-{norm}")
+        out[f"hubert-{norm}"] = str(root / f"hubert-{norm}")
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(root / "llm")
+    tokenizer.save_pretrained(root / "llm")
+    out["llm"] = str(root / "llm")
+    return out
+
+
+def waves(*seconds: float, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(s * SR))).astype(np.float32) for s in seconds]
+
+
+def build(parts, **kw):
+    """A Speech-LLM of the tiny parts (fusion and projector freshly initialised)."""
+    import torch
+
+    from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
+
+    torch.manual_seed(1)
+    config = SpeechLLMConfig(encoder=parts["whisper"], llm=parts["llm"], fusion_heads=2, **kw)
+    return SpeechLLM.build(config).eval()

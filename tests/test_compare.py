@@ -10,8 +10,7 @@ import sys
 from pathlib import Path
 
 import soundfile as sf
-from test_finetune import needs_espeak, tiny_model  # noqa: F401  (fixtures)
-from test_speechllm import parts  # noqa: F401
+from conftest import needs_espeak, speak
 
 ROOT = Path(__file__).resolve().parents[1]
 SAY = {
@@ -23,9 +22,7 @@ SAY = {
 
 
 @needs_espeak
-def test_quick_comparison_runs_every_system(tmp_path, parts):  # noqa: F811
-    from test_transcribe import speak
-
+def test_quick_comparison_runs_every_system(tmp_path, parts):
     rows = {"train": [], "dev": [], "test": []}
     for lang, (voice, sentences) in SAY.items():
         for i, text in enumerate(sentences):
