@@ -277,7 +277,7 @@ def test_each_stage_and_run_logs_apart_and_ends_on_its_best_checkpoint(
 
         def on_evaluate(self, args, state, control, metrics=None, **kwargs):
             if state.global_step == args.max_steps:
-                metrics["eval_loss"] = 1e9
+                metrics["eval_loss"] = metrics["eval_wer"] = 1e9
 
     def run(out: Path, stages: tuple[int, ...], steps: int, callbacks=(), **more) -> Path:
         opts = SpeechLLMOptions(

@@ -42,8 +42,15 @@ class Sizes:
     eval_steps: int
 
 
+# Every training prompt (about 370 a language, 1.2 h in all), the same dev and test picks.
 FULL = Sizes(
-    train=100, dev=10, test=30, whisper_steps=40, stage1_steps=120, stage2_steps=80, eval_steps=40
+    train=10_000,
+    dev=10,
+    test=30,
+    whisper_steps=400,
+    stage1_steps=150,
+    stage2_steps=300,
+    eval_steps=50,
 )
 QUICK = Sizes(train=6, dev=2, test=3, whisper_steps=2, stage1_steps=2, stage2_steps=2, eval_steps=2)
 
@@ -147,20 +154,22 @@ def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
         w,
         "--llm",
         args.llm,
+        "--precision",
+        args.precision,
         "--stages",
         "1,2",
         "--warmup-steps",
         "20",
         "--batch-seconds",
         "30",
-        "--average-best",
-        "3",
         "--eval-steps",
         str(sizes.eval_steps),
         "--seed",
         "0",
     ]
     dual = ["--encoder2", args.encoder2]
+    paper = ["--select-by", "loss", "--average-best", "3"]  # the paper's checkpoint choice
+    small = ["--select-by", "wer", "--patience", "3"]
     return [
         (f"Whisper {w}, zero-shot", "end-to-end", None),
         (f"Whisper {w} + LoRA", "end-to-end", [*whisper, "--method", "lora"]),
@@ -169,12 +178,22 @@ def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
             "end-to-end",
             [*whisper, "--method", "full", "--learning-rate", "1e-5"],
         ),
-        ("Speech-LLM, Whisper encoder", "Speech-LLM", slm),
-        ("Speech-LLM, two encoders, concat", "Speech-LLM", [*slm, *dual, "--fusion", "concat"]),
+        ("Speech-LLM, paper recipe", "Speech-LLM", [*slm, *paper]),
+        ("Speech-LLM, small-data schedule", "Speech-LLM", [*slm, *small]),
+        (
+            "Speech-LLM + Whisper hypothesis (GER variant)",
+            "Speech-LLM",
+            [*slm, *small, "--hypothesis"],
+        ),
+        (
+            "Speech-LLM, two encoders, concat",
+            "Speech-LLM",
+            [*slm, *paper, *dual, "--fusion", "concat"],
+        ),
         (
             "Speech-LLM, two encoders, gated-bi-cross-concat",
             "Speech-LLM",
-            [*slm, *dual, "--fusion", "gated-bi-cross-concat"],
+            [*slm, *paper, *dual, "--fusion", "gated-bi-cross-concat"],
         ),
     ]
 
@@ -202,7 +221,7 @@ def run_system(
     """Train (unless a finished model is there), transcribe and score one system. Each
     finished result is kept in the work directory, so an interrupted comparison run again
     with the same --work goes on where it stopped."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    slug = _slug(name)
     done = work / f"result-{slug}.json"
     if done.is_file():
         result = Result(**json.loads(done.read_text()))
@@ -268,6 +287,10 @@ def run_system(
     return result
 
 
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
 def table(results: list[Result], meta: dict) -> str:
     head = "| system | family | " + " | ".join(LANGUAGES) + " | pooled CER/WER | training | RTF |"
     lines = [head, "|" + "---|" * (len(LANGUAGES) + 5)]
@@ -327,7 +350,17 @@ def main() -> None:
         help="the second encoder (offline stand-in for mHuBERT-147)",
     )
     parser.add_argument("--llm", default="smollm2")
-    parser.add_argument("--only", help="run only systems whose name contains this")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        help="the Speech-LLMs' training precision (bf16: 2.5x faster steps on a CPU with "
+        "AVX-512 BF16, benchmarks/speechllm_train_bench.py)",
+    )
+    parser.add_argument(
+        "--only",
+        help="run only systems whose name contains this; the table still lists every "
+        "system finished in --work before, so a long comparison can run in parts",
+    )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
     work = args.work or Path(tempfile.mkdtemp(prefix="sbasr-compare-"))
@@ -347,6 +380,9 @@ def main() -> None:
     results = []
     for name, family, cmd in systems(args, sizes):
         if args.only and args.only not in name:
+            done = work / f"result-{_slug(name)}.json"  # finished in an earlier part
+            if done.is_file():
+                results.append(Result(**json.loads(done.read_text())))
             continue
         results.append(run_system(name, family, cmd, data, work, sizes, args))
     counts = {n: sum(1 for _ in data[n].open()) for n in ("train", "dev", "test")}

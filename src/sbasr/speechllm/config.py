@@ -14,6 +14,11 @@ WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "llm_adapter"
 DEFAULT_LLM = "smollm2"
 PROMPT = "Please transcribe the following audio in {language}:\n"
+# The hypothesis-conditioned variant's prompt: Whisper's transcript, then the speech.
+HYPOTHESIS_PROMPT = (
+    "Please transcribe the following audio in {language}. "
+    "A first recogniser heard: {hypothesis}\nThe audio:"
+)
 LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
@@ -37,6 +42,12 @@ class SpeechLLMConfig:
     train_encoder: str = "frozen"
     encoder_lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     stages_done: list[int] = field(default_factory=list)
+    # The hypothesis-conditioned variant (not the paper's system): the prompt also carries
+    # the Whisper model's own transcript (`hypothesis_model`, default: the encoder's).
+    hypothesis: bool = False
+    hypothesis_prompt: str = HYPOTHESIS_PROMPT
+    hypothesis_model: str | None = None
+    dev_wer: float | None = None  # the best dev CER/WER training reached (--select-by wer)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,7 +19,7 @@ from torch import nn
 from ..errors import SbasrError
 
 MEL_HOP = 160  # samples per Whisper log-mel frame at 16 kHz
-_WIDTH_STEP = 200  # mel frames: 2 s
+_GPU_WIDTH_STEP = 200  # mel frames: 2 s
 
 
 class WhisperSpeechEncoder(nn.Module):
@@ -38,6 +38,9 @@ class WhisperSpeechEncoder(nn.Module):
         self.mel_filters = torch.from_numpy(
             np.asarray(feature_extractor.mel_filters, dtype=np.float32)
         )
+        # Input widths are rounded up to this many mel frames; None: 2 s steps on a GPU,
+        # none on a CPU (see `features`).
+        self.width_step: int | None = None
 
     @classmethod
     def load(cls, source: str) -> WhisperSpeechEncoder:
@@ -69,10 +72,13 @@ class WhisperSpeechEncoder(nn.Module):
         filters = self.mel_filters.to(device)  # 64 kB: a copy per batch costs nothing
         limit = self.max_frames * 2 * MEL_HOP
         lengths = torch.tensor([max(1, min(len(w), limit) // MEL_HOP) for w in audio])
-        # Widths in steps of 2 s: cuDNN plans a convolution per input shape, which on a GPU
-        # cost more than the encoder itself when every batch had a new width. The extra
-        # frames are zeros and masked, so no utterance's output changes.
-        width = min(-(-int(lengths.max()) // _WIDTH_STEP) * _WIDTH_STEP, limit // MEL_HOP)
+        # On a GPU, widths in steps of 2 s: cuDNN plans a convolution per input shape, which
+        # cost more than the encoder itself when every batch had a new width. A CPU has no
+        # such plans, and there the padding is pure cost (a 1 s clip padded to 2 s takes
+        # about twice as long: benchmarks/speechllm_train_bench.py). The extra frames are
+        # zeros and masked, so no utterance's output changes either way.
+        step = self.width_step or (_GPU_WIDTH_STEP if device.type == "cuda" else 1)
+        width = min(-(-int(lengths.max()) // step) * step, limit // MEL_HOP)
         out = torch.zeros(len(audio), filters.shape[1], width, device=device)
         for i, wave in enumerate(audio):
             wave = np.asarray(wave[:limit], dtype=np.float32)

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..choices import TRAIN_ENCODER
 from ..errors import SbasrError
+from ..io.audio import SAMPLE_RATE
 from ..io.files import write_atomic
 from ..io.languages import name as language_name
 from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig
@@ -218,14 +219,49 @@ class SpeechLLM(nn.Module):
     def _device(self) -> torch.device:
         return next(self.projector.parameters()).device
 
-    def encode(self, audio: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Speech embeddings for the LLM, (batch, positions, llm_dim), and their counts."""
+    def encoder_outputs(self, audio: list[np.ndarray]) -> list[list[torch.Tensor]]:
+        """Each utterance's encoder frames, one (frames, dim) tensor per encoder, the second
+        already brought to the first's frame count: what `encode` takes as `frames`, and
+        what training stores once when the encoders are frozen."""
+        w, w_len, m = self._run_encoders(audio)
+        return [
+            [w[i, :n]] + ([m[i, :n]] if m is not None else []) for i, n in enumerate(w_len.tolist())
+        ]
+
+    def encoder_identity(self) -> str:
+        """A fingerprint of the encoders (sources and weights): cached frames are reused
+        only by a model whose encoders would compute the same ones."""
+        from .cache import weights_fingerprint
+
+        sources = [self.spec.encoder, self.spec.encoder2 or ""]
+        return weights_fingerprint(self._encoders(), sources)
+
+    def _run_encoders(
+        self, audio: list[np.ndarray]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         grad = torch.is_grad_enabled() and not self._encoder_frozen()
+        m = None
         with torch.set_grad_enabled(grad):
             w, w_len = self.encoder(audio)
             if self.encoder2 is not None:
                 m, m_len = self.encoder2(audio)
                 m, w_len = align_frames(w, w_len.to(w.device), m, m_len.to(w.device))
+        return w, w_len, m
+
+    def encode(
+        self,
+        audio: list[np.ndarray] | None = None,
+        frames: list[list[torch.Tensor]] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Speech embeddings for the LLM, (batch, positions, llm_dim), and their counts,
+        from audio or from encoder frames computed before (`encoder_outputs`)."""
+        if frames is None:
+            w, w_len, m = self._run_encoders(audio)
+        else:
+            pad = nn.utils.rnn.pad_sequence
+            w_len = torch.tensor([f[0].shape[0] for f in frames])
+            w = pad([f[0] for f in frames], batch_first=True)
+            m = pad([f[1] for f in frames], batch_first=True) if len(frames[0]) > 1 else None
         device = self._device()
         dtype = next(self.projector.parameters()).dtype
         w_len = w_len.to(device)
@@ -234,11 +270,17 @@ class SpeechLLM(nn.Module):
             x = self.fusion(x, m.to(device, dtype), frame_mask(w_len, x.shape[1]))
         return self.projector(x, w_len)
 
-    def prompt_ids(self, language: str | None) -> list[int]:
-        """[bos] + the prompt with the language's English name."""
+    def prompt_ids(self, language: str | None, hypothesis: str | None = None) -> list[int]:
+        """[bos] + the prompt with the language's English name (and, for a
+        hypothesis-conditioned model, Whisper's transcript)."""
         if not language:
             raise SbasrError("the Speech-LLM is prompted with the language; none was given")
-        text = self.spec.prompt.format(language=language_name(language))
+        if self.spec.hypothesis:
+            text = self.spec.hypothesis_prompt.format(
+                language=language_name(language), hypothesis=(hypothesis or "").strip()
+            )
+        else:
+            text = self.spec.prompt.format(language=language_name(language))
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         return bos + self.tokenizer.encode(text, add_special_tokens=False)
 
@@ -249,13 +291,14 @@ class SpeechLLM(nn.Module):
 
     def _sequences(
         self,
-        audio: list[np.ndarray],
+        audio: list[np.ndarray] | None,
         prompts: list[list[int]],
         targets: list[list[int]] | None,
         left_pad: bool,
+        frames: list[list[torch.Tensor]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Input embeddings, attention mask and labels, each row prompt + speech (+ text)."""
-        speech, lengths = self.encode(audio)
+        speech, lengths = self.encode(audio, frames)
         embed = self.llm.get_input_embeddings()
         device = speech.device
         rows, labels = [], []
@@ -281,13 +324,36 @@ class SpeechLLM(nn.Module):
         return batch, mask, (label_t if targets is not None else None)
 
     def forward(
-        self, audio: list[np.ndarray], prompt_ids: list[list[int]], labels: torch.Tensor
+        self,
+        prompt_ids: list[list[int]],
+        labels: torch.Tensor,
+        audio: list[np.ndarray] | None = None,
+        frames: list[list[torch.Tensor]] | None = None,
     ) -> dict:
-        """The loss on each utterance's transcript and end token (the Trainer's call)."""
+        """The loss on each utterance's transcript and end token (the Trainer's call), from
+        audio or from cached encoder frames."""
         targets = [row[row != -100].tolist() for row in labels]
-        embeds, mask, label_t = self._sequences(audio, prompt_ids, targets, left_pad=False)
-        out = self.llm(inputs_embeds=embeds, attention_mask=mask, labels=label_t)
-        return {"loss": out.loss}
+        embeds, mask, label_t = self._sequences(
+            audio, prompt_ids, targets, left_pad=False, frames=frames
+        )
+        return {"loss": self._text_loss(embeds, mask, label_t)}
+
+    def _text_loss(
+        self, embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        """The LLM's next-token loss, with the output layer applied only where a label is.
+
+        What the LLM's own `labels=` computes (shifted, mean over labelled tokens), but
+        its output layer spans every position and a 49k-word vocabulary, while only the
+        transcript (a fifth of a row) is learnt: on a CPU that layer was a fifth of the
+        step."""
+        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        body = getattr(causal, causal.base_model_prefix)
+        hidden = body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        target = labels[:, 1:]
+        keep = target != -100
+        logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
+        return nn.functional.cross_entropy(logits.float(), target[keep])
 
     @torch.inference_mode()
     def transcribe(
@@ -296,22 +362,63 @@ class SpeechLLM(nn.Module):
         languages: list[str],
         max_new_tokens: int = 200,
         beam_size: int = 1,
+        hypotheses: list[str] | None = None,
     ) -> list[str]:
-        """Greedy (or beam) transcripts of a batch of utterances, with the KV cache."""
-        prompts = [self.prompt_ids(lang) for lang in languages]
+        """Greedy (or beam) transcripts of a batch of utterances, with the KV cache.
+
+        At most `max_new_tokens`, and no more than the longest utterance can hold
+        (`token_budget`); a row stops early when it loops (`RepetitionStop`)."""
+        from transformers import StoppingCriteriaList
+
+        hyps = hypotheses or [None] * len(audio)
+        prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
         embeds, mask, _ = self._sequences(audio, prompts, None, left_pad=True)
         tok = self.tokenizer
+        seconds = max(len(a) for a in audio) / SAMPLE_RATE
         out = self.llm.generate(
             inputs_embeds=embeds,
             attention_mask=mask,
-            max_new_tokens=max_new_tokens,
+            max_new_tokens=min(max_new_tokens, token_budget(seconds)),
             num_beams=beam_size,
             do_sample=False,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
             use_cache=True,
+            stopping_criteria=StoppingCriteriaList([RepetitionStop()]),
         )
         return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
+
+
+def token_budget(seconds: float) -> int:
+    """The most tokens `seconds` of speech can need: fast speech is about 4 words a
+    second, and a byte-level tokenizer may spend 5 tokens on a word of a script it saw
+    little of (Russian, Thai), so 20 a second and a floor of 16 for short clips. An
+    undertrained model that rambles stops there instead of at the global cap."""
+    return max(16, int(20 * seconds) + 1)
+
+
+class RepetitionStop:
+    """Stops a row whose last n tokens (n <= 10) were just written 4 times in a row: the
+    decoder's loop, which would otherwise run to the token limit. What it wrote is kept,
+    and `collapse_repetitions` later keeps one copy."""
+
+    def __init__(self, repeats: int = 4, longest: int = 10) -> None:
+        self.repeats, self.longest = repeats, longest
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        rows = input_ids.tolist()
+        return torch.tensor(
+            [self._loops(row) for row in rows], dtype=torch.bool, device=input_ids.device
+        )
+
+    def _loops(self, row: list[int]) -> bool:
+        for n in range(1, self.longest + 1):
+            if len(row) < n * self.repeats:
+                break
+            tail = row[-n:]
+            if all(row[-(k + 1) * n : len(row) - k * n] == tail for k in range(1, self.repeats)):
+                return True
+        return False
 
 
 def read_trained(directory: str | Path) -> tuple[dict, dict | None]:

@@ -44,7 +44,35 @@ class SpeechLLMOptions(TrainOptions):
     init: str | None = option(None, "the stage-1 model stage 2 starts from.", path=True)
     # the paper's per-GPU budget
     batch_seconds: float = option(120.0, "audio seconds per device batch.", min=1.0)
-    average_best: int = option(1, "average the N best checkpoints (dev loss).", min=1)
+    average_best: int = option(1, "average the N best checkpoints (by --select-by).", min=1)
+    select_by: str = option(
+        "wer",
+        "what picks the best checkpoint: the dev set decoded and scored (wer), or the dev "
+        "loss (the paper's choice).",
+        choices=("wer", "loss"),
+    )
+    patience: int = option(
+        0, "stop after N evaluations without a better dev score; 0: never.", min=0
+    )
+    hypothesis: bool = option(
+        _MODEL.hypothesis,
+        "prompt the LLM with the Whisper model's own transcript too, to read the speech and "
+        "correct it (generative error correction; a variant, not the paper's system).",
+    )
+    hypothesis_model: str | None = option(
+        _MODEL.hypothesis_model, "the Whisper model that writes the hypotheses (default: --model)."
+    )
+    encoder_cache: str = option(
+        "auto",
+        "auto: frozen encoders' outputs computed once per utterance and reused every "
+        "epoch and stage; off: the encoders run every step.",
+        choices=("auto", "off"),
+    )
+    encoder_cache_dir: str | None = option(
+        None,
+        "where cached encoder outputs are kept (default: the user cache directory).",
+        path=True,
+    )
 
     def model_config(self) -> SpeechLLMConfig:
         """The configuration of a fresh model: every field the two classes share, by name;

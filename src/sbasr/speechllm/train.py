@@ -13,40 +13,152 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import time
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import SbasrError
+from ..io.audio import SAMPLE_RATE
 from ..options import check_choices
 from ..training.arguments import last_checkpoint, tensorboard, training_arguments
-from ..training.data import Example
-from ..training.dataset import AudioDataset, load_data
+from ..training.data import Example, load_example_audio
+from ..training.dataset import AudioDataset, load_data, perturb
 from ..training.options import TrainOptions
 from ..training.record import plot_history, save_config
+from .cache import EncoderCache, audio_key
 from .model import CONFIG_NAME, SpeechLLM, average_trained, read_trained
 from .options import SpeechLLMOptions
 
-METRIC = "loss"  # dev loss, as the paper chooses checkpoints
-
 
 class SpeechLLMDataset(AudioDataset):
-    """Examples as (audio, prompt ids, transcript ids + eos)."""
+    """Examples as (audio, prompt ids, transcript ids + eos); with a `cache`, as the
+    frozen encoders' outputs instead of audio, each computed once (`fill_cache`)."""
 
     def __init__(
-        self, examples: list[Example], model: SpeechLLM, opts: TrainOptions, train: bool = True
+        self,
+        examples: list[Example],
+        model: SpeechLLM,
+        opts: TrainOptions,
+        train: bool = True,
+        cache: EncoderCache | None = None,
+        hypotheses: dict[Example, str] | None = None,
     ) -> None:
         super().__init__(examples, opts, train)
         self.prompts = {lang: model.prompt_ids(lang) for lang in {e.language for e in examples}}
         self.target_ids = model.target_ids
+        self.model, self.cache, self.hypotheses = model, cache, hypotheses
+
+    def prompt(self, ex: Example) -> list[int]:
+        if self.hypotheses is None:
+            return self.prompts[ex.language]
+        return self.model.prompt_ids(ex.language, self.hypotheses.get(ex, ""))
 
     def features(self, ex: Example, audio: np.ndarray) -> dict:
         return {
             "audio": audio.astype(np.float32),
-            "prompt_ids": self.prompts[ex.language],
+            "prompt_ids": self.prompt(ex),
             "labels": self.target_ids(ex.text),
         }
+
+    def item(self, ex: Example, audio: np.ndarray, speed: float) -> dict:
+        if self.cache is None:
+            return super().item(ex, audio, speed)
+        key = audio_key(audio, speed)
+        frames = self.cache.get(key)
+        if frames is None:  # not filled beforehand (a file changed since): encode it now
+            frames = _encode(self.model, [perturb(audio, speed)])[0]
+            self.cache.put(key, frames)
+        return {
+            "frames": frames,
+            "prompt_ids": self.prompt(ex),
+            "labels": self.target_ids(ex.text),
+        }
+
+
+def dev_error_rates(model: SpeechLLM, dataset: SpeechLLMDataset, batch: int = 8) -> dict:
+    """The dev set decoded greedily (as `sbasr transcribe` would) and scored by sbasr:
+    {"wer": pooled rate, "wer_<language>": ...}."""
+    from ..asr.postprocess import collapse_repetitions
+    from ..scoring.api import score
+    from ..scoring.transcripts import Transcripts
+
+    examples = sorted(dataset.examples, key=lambda e: e.duration or 0.0)
+    texts = []
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(examples), batch):
+            part = examples[start : start + batch]
+            audio = [load_example_audio(ex) for ex in part]
+            hyps = [dataset.hypotheses.get(ex, "") for ex in part] if dataset.hypotheses else None
+            out = model.transcribe(audio, [ex.language for ex in part], hypotheses=hyps)
+            texts += [collapse_repetitions(t) for t in out]
+    finally:
+        model.train(was_training)
+    ids, langs = [ex.id for ex in examples], [ex.language for ex in examples]
+    report = score(
+        Transcripts("dev", ids, texts, langs),
+        Transcripts("dev", ids, [ex.text for ex in examples], langs),
+    )
+    rates = {"wer": report.pooled.rate or 0.0}
+    for row in report.languages:
+        rates[f"wer_{row.language or 'unknown'}"] = row.rate or 0.0
+    return rates
+
+
+def fill_cache(
+    model: SpeechLLM,
+    dataset: SpeechLLMDataset,
+    indices: list[int] | None = None,
+    echo=print,
+    batch_seconds: float = 60.0,
+) -> None:
+    """Encode every example of `dataset` (or those at `indices`) that the cache lacks, in
+    batches of similar lengths, before training starts."""
+    cache = dataset.cache
+    assert cache is not None
+    pending = []
+    for index in range(len(dataset)) if indices is None else indices:
+        ex = dataset.examples[index]
+        try:
+            audio = load_example_audio(ex)
+        except Exception:  # the dataset skips and counts it when it comes up
+            continue
+        speed = dataset.speed_of(index)
+        key = audio_key(audio, speed)
+        if key not in cache:
+            pending.append((key, perturb(audio, speed)))
+    if not pending:
+        echo(f"encoder outputs: all {len(dataset):,} cached in {cache.directory}")
+        return
+    start = time.perf_counter()
+    pending.sort(key=lambda p: len(p[1]))
+    limit = batch_seconds * SAMPLE_RATE
+    batch: list[tuple[str, np.ndarray]] = []
+    for i, item in enumerate(pending):
+        batch.append(item)
+        if i + 1 == len(pending) or sum(len(a) for _, a in batch) + len(pending[i + 1][1]) > limit:
+            for (key, _), frames in zip(batch, _encode(model, [a for _, a in batch])):
+                cache.put(key, frames)
+            batch = []
+    echo(
+        f"encoder outputs: {len(pending):,} computed once in {time.perf_counter() - start:.0f} s"
+        f", {len(dataset) - len(pending):,} reused from {cache.directory}"
+    )
+
+
+def _encode(model: SpeechLLM, audio: list[np.ndarray]) -> list[list]:
+    import torch
+
+    was_training = model.training
+    model.eval()  # frozen encoders run in eval mode in training too
+    try:
+        with torch.no_grad():
+            return model.encoder_outputs(audio)
+    finally:
+        model.train(was_training)
 
 
 def collate(items: list[dict]) -> dict:
@@ -56,8 +168,9 @@ def collate(items: list[dict]) -> dict:
     labels = torch.full((len(items), width), -100, dtype=torch.long)
     for row, item in enumerate(items):
         labels[row, : len(item["labels"])] = torch.tensor(item["labels"])
+    speech = "frames" if "frames" in items[0] else "audio"
     return {
-        "audio": [i["audio"] for i in items],
+        speech: [i[speech] for i in items],
         "prompt_ids": [i["prompt_ids"] for i in items],
         "labels": labels,
     }
@@ -121,9 +234,24 @@ def _trainer_class():
         """Batches by seconds of audio; checkpoints hold only what is trained (a few MB,
         not the frozen encoders and LLM), in the same format as the final model."""
 
-        def __init__(self, *args, batch_seconds: float = 120.0, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.batch_seconds = batch_seconds
+        def __init__(self, *args, batch_seconds: float = 120.0, dev_wer: bool = False, **kw):
+            super().__init__(*args, **kw)
+            self.batch_seconds, self.dev_wer = batch_seconds, dev_wer
+
+        def evaluation_loop(self, dataloader, *args, metric_key_prefix="eval", **kw):
+            """Dev loss, and with `dev_wer` the dev set decoded and scored by sbasr: the
+            pooled CER/WER, which then picks the best checkpoint (a loss that keeps
+            falling on a small set says little about what the model writes). Added here,
+            inside the loop, so that callbacks and the best-checkpoint choice see it."""
+            output = super().evaluation_loop(
+                dataloader, *args, metric_key_prefix=metric_key_prefix, **kw
+            )
+            dataset = getattr(dataloader, "dataset", None) or self.eval_dataset
+            if self.dev_wer and dataset is not None:
+                model = self.accelerator.unwrap_model(self.model)
+                rates = dev_error_rates(model, dataset)
+                output.metrics.update({f"{metric_key_prefix}_{k}": v for k, v in rates.items()})
+            return output
 
         def _loader(self, dataset, shuffle: bool) -> DataLoader:
             durations = [ex.duration or 0.0 for ex in dataset.examples]
@@ -166,7 +294,25 @@ def _trainer_class():
             if state.best_model_checkpoint is not None:
                 model.load_trained(*read_trained(state.best_model_checkpoint))
 
-    return SpeechLLMTrainer, LoadBest
+    class StopWhenNoBetter(TrainerCallback):
+        """Stops after `patience` evaluations without a better dev score. Not the
+        transformers EarlyStoppingCallback: that one requires load_best_model_at_end,
+        which LoadBest replaces here."""
+
+        def __init__(self, patience: int) -> None:
+            self.patience, self.best, self.waited = patience, None, 0
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            value = (metrics or {}).get(f"eval_{args.metric_for_best_model}")
+            if value is None:
+                return
+            if self.best is None or value < self.best:
+                self.best, self.waited = value, 0
+            else:
+                self.waited += 1
+                control.should_training_stop = self.waited >= self.patience
+
+    return SpeechLLMTrainer, LoadBest, StopWhenNoBetter
 
 
 def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path:
@@ -257,21 +403,28 @@ def _train_stage(
     keep = None if opts.average_best > 1 else opts.save_total_limit  # all, until N best known
     stage_opts = replace(opts, output_dir=str(stage_dir), save_total_limit=keep)
     # dev loss only: no logits gathered over the vocabulary
+    metric = opts.select_by
     args = training_arguments(
-        stage_opts, METRIC, bool(dev), load_best=False, prediction_loss_only=True
+        stage_opts, metric, bool(dev), load_best=False, prediction_loss_only=True
     )
     resume_from = last_checkpoint(str(stage_dir)) if opts.resume else None
     if resume_from:
         echo(f"stage {stage}: resuming from {resume_from}")
-    trainer_class, load_best = _trainer_class()
+    cache = _encoder_cache(model, opts)
+    hyps = _hypotheses(model, train + dev, echo) if model.spec.hypothesis else None
+    train_set = SpeechLLMDataset(train, model, opts, cache=cache, hypotheses=hyps)
+    dev_set = SpeechLLMDataset(dev, model, opts, False, cache, hyps) if dev else None
+    trainer_class, load_best, stop_when_no_better = _trainer_class()
+    stopping = [stop_when_no_better(opts.patience)] if opts.patience and dev else []
     trainer = trainer_class(
         model=model,
         args=args,
         data_collator=collate,
-        train_dataset=SpeechLLMDataset(train, model, opts),
-        eval_dataset=SpeechLLMDataset(dev, model, opts, False) if dev else None,
-        callbacks=[*callbacks, load_best(), tensorboard(stage_dir / "logs")],
+        train_dataset=train_set,
+        eval_dataset=dev_set,
+        callbacks=[*callbacks, load_best(), *stopping, tensorboard(stage_dir / "logs")],
         batch_seconds=opts.batch_seconds,
+        dev_wer=metric == "wer",
     )
     if trainer.is_world_process_zero():
         save_config(
@@ -283,26 +436,62 @@ def _train_stage(
             dev_examples=len(dev),
             world_size=trainer.accelerator.num_processes,
         )
+    if cache is not None:  # on the device the Trainer put the model on
+        for dataset in (train_set, dev_set):
+            if dataset is not None:
+                fill_cache(model, dataset, echo=echo)
     trainer.train(resume_from_checkpoint=resume_from)
     if opts.average_best > 1 and dev:
-        best = _best_checkpoints(trainer.state.log_history, stage_dir, opts.average_best)
+        best = _best_checkpoints(trainer.state.log_history, stage_dir, opts.average_best, metric)
         if len(best) > 1:
             echo(f"stage {stage}: averaging {', '.join(p.name for p in best)}")
             model.load_trained(*average_trained(best))
     if not trainer.is_world_process_zero():
         return
+    if metric == "wer" and trainer.state.best_metric is not None:
+        model.spec.dev_wer = float(trainer.state.best_metric)  # the engine warns when poor
     model.mark_done(stage)
     trainer.save_state()
-    plot_history(trainer.state.log_history, stage_dir / "training.png", METRIC)
+    plot_history(trainer.state.log_history, stage_dir / "training.png", metric)
     failures = trainer.train_dataset.failures
     if failures:
         echo(f"stage {stage}: skipped {len(failures)} examples whose audio failed to load")
     model.save(stage_dir)  # marks the stage done, for --resume
 
 
-def _best_checkpoints(history: list[dict], stage_dir: Path, n: int) -> list[Path]:
-    """The n checkpoints with the lowest dev loss that are still on disk."""
-    scored = sorted((h["eval_loss"], h["step"]) for h in history if "eval_loss" in h)
+def _hypotheses(model: SpeechLLM, examples: list[Example], echo) -> dict[Example, str]:
+    """Whisper's transcript of every example, decoded once (cached across stages and runs)
+    by the engine the Speech-LLM engine uses at transcription."""
+    from ..asr.engines.whisper import WhisperEngine
+    from ..asr.options import EngineSettings
+    from .hypotheses import cached_hypotheses
+
+    source = model.spec.hypothesis_model or model.spec.encoder
+    device = "cuda" if next(model.projector.parameters()).is_cuda else "cpu"
+    texts = cached_hypotheses(
+        source,
+        [(lambda ex=ex: load_example_audio(ex), ex.language) for ex in examples],
+        lambda: WhisperEngine(source, EngineSettings(device=device)),
+        echo,
+    )
+    return dict(zip(examples, texts))
+
+
+def _encoder_cache(model: SpeechLLM, opts: SpeechLLMOptions) -> EncoderCache | None:
+    """The cache of encoder outputs, when the encoders are frozen and it is not off."""
+    if opts.encoder_cache == "off" or model.spec.train_encoder != "frozen":
+        return None
+    directory = Path(opts.encoder_cache_dir) if opts.encoder_cache_dir else None
+    return EncoderCache(model.encoder_identity(), directory)
+
+
+def _best_checkpoints(
+    history: list[dict], stage_dir: Path, n: int, metric: str = "loss"
+) -> list[Path]:
+    """The n checkpoints with the lowest dev `metric` that are still on disk: by dev WER,
+    checkpoints from before the model converged are never among them."""
+    key = f"eval_{metric}"
+    scored = sorted((h[key], h["step"]) for h in history if key in h)
     out = []
     for _, step in scored:
         path = stage_dir / f"checkpoint-{step}"

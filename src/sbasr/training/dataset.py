@@ -46,19 +46,32 @@ class AudioDataset:
             except Exception:  # unreadable now though it probed fine: skip, count
                 self.failures.add(ex.id)
                 continue
-            return self.features(ex, self._perturbed(index, audio))
+            return self.item(ex, audio, self.speed_of(index))
         raise SbasrError("no example's audio could be read")
 
-    def _perturbed(self, index: int, audio: np.ndarray) -> np.ndarray:
+    def speed_of(self, index: int) -> float:
+        """The speed factor example `index` is perturbed with: drawn once per example from
+        the seed, so that a resumed run (and a cache of its features) sees the same."""
         if not (self.train and self.opts.speed_perturb):
-            return audio
+            return 1.0
         import random
 
-        from ..io.audio import SAMPLE_RATE, resample
-
-        # Seeded by example, so that a resumed run sees the very same batches.
         rng = random.Random(self.opts.seed * 1_000_003 + index)
-        return resample(audio, SAMPLE_RATE * rng.choice(self.opts.speed_perturb))
+        return rng.choice(self.opts.speed_perturb)
+
+    def item(self, ex: Example, audio: np.ndarray, speed: float) -> dict:
+        """Model inputs of one example from its unperturbed samples; subclasses that can
+        reuse work across epochs (cached encoder outputs) override this."""
+        return self.features(ex, perturb(audio, speed))
 
     def features(self, ex: Example, audio: np.ndarray) -> dict:
         raise NotImplementedError
+
+
+def perturb(audio: np.ndarray, speed: float) -> np.ndarray:
+    """`audio` played `speed` times faster (resampled), the usual speed perturbation."""
+    if speed == 1.0:
+        return audio
+    from ..io.audio import SAMPLE_RATE, resample
+
+    return resample(audio, SAMPLE_RATE * speed)

@@ -50,15 +50,22 @@ class SpeechLLMEngine:
             self.model = SpeechLLM.load(model).to(device, dtype)
         self.model.eval()
         self._lid = None
+        _warn_if_poor(model, self.model.spec.dev_wer)
 
-    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+    def _whisper(self):
+        """The Whisper model the Speech-LLM's encoder came from (or that wrote its training
+        hypotheses), for language identification and first-pass hypotheses."""
         if self._lid is None:
             from .whisper import WhisperEngine
 
             device = "cuda" if self.device.startswith("cuda") else "cpu"
             settings = EngineSettings(device=device, threads=self.threads)
-            self._lid = WhisperEngine(self.model.spec.encoder, settings)
-        return self._lid.detect_language(audio)
+            spec = self.model.spec
+            self._lid = WhisperEngine(spec.hypothesis_model or spec.encoder, settings)
+        return self._lid
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        return self._whisper().detect_language(audio)
 
     def decode(
         self, audio: np.ndarray, spans: list[Span], options: DecodeOptions
@@ -73,6 +80,7 @@ class SpeechLLMEngine:
         for first in range(0, len(spans), window):
             indices = list(range(first, min(first + window, len(spans))))
             indices.sort(key=lambda i: spans[i].duration)
+            hyps = self._hypotheses(audio, spans, indices, options)
             texts: dict[int, str] = {}
             for b in range(0, len(indices), batch):
                 chunk = indices[b : b + batch]
@@ -84,6 +92,7 @@ class SpeechLLMEngine:
                         [options.language] * len(chunk),
                         options.max_new_tokens,
                         options.beam_size,
+                        hypotheses=[hyps[i] for i in chunk] if hyps else None,
                     )
                 texts.update(zip(chunk, out))
             for i in sorted(texts):
@@ -91,6 +100,21 @@ class SpeechLLMEngine:
                 if text:
                     span = spans[i]
                     yield Decoded(i, span.start, span.end, text, language=options.language)
+
+    def _hypotheses(
+        self, audio: np.ndarray, spans: list[Span], indices: list[int], options
+    ) -> dict[int, str] | None:
+        """Whisper's first pass over a window of spans, batched, for a hypothesis-conditioned
+        model (None for the paper's pure Speech-LLM)."""
+        if not self.model.spec.hypothesis:
+            return None
+        from ...speechllm.hypotheses import whisper_hypotheses
+
+        clips = [_cut(audio, spans[i]) for i in indices]
+        texts = whisper_hypotheses(
+            self._whisper(), clips, [options.language] * len(clips), options.batch_size
+        )
+        return dict(zip(indices, texts))
 
     @contextmanager
     def _scope(self) -> Iterator[None]:
@@ -119,6 +143,24 @@ class SpeechLLMEngine:
             logging.set_verbosity(verbosity)
             if bars:
                 logging.enable_progress_bar()
+
+
+POOR_DEV_WER = 0.5
+
+
+def _warn_if_poor(model: str, dev_wer: float | None) -> None:
+    """Once per load: a model that scored badly on its own dev set writes fluent text
+    that is not what was said, and the user should know before trusting it."""
+    if dev_wer is not None and dev_wer > POOR_DEV_WER:
+        import warnings
+
+        warnings.warn(
+            f"{model}: this Speech-LLM reached only {100 * dev_wer:.1f}% CER/WER on its dev "
+            "set in training; its transcripts are unreliable (train on more data, or use "
+            "--hypothesis, or the Whisper engine)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _cut(audio: np.ndarray, span: Span) -> np.ndarray:

@@ -1,0 +1,160 @@
+"""Speech-LLM training speed on a CPU: stage-2 steps with the frozen encoders computed once
+(cached) against the code before the cache (the encoder re-run every step on inputs
+padded to 2 s widths), in one run, on the comparison's data.
+
+    python benchmarks/speechllm_train_bench.py --data WORK/train.jsonl --steps 8
+
+"Before" is the code before this change in every respect that matters for speed: the
+encoder re-run each step on 2 s-padded inputs and the LLM's output layer over every
+position; "after" is today's (cached frames, exact widths on a CPU, output layer only on
+the transcript). Each variant runs the same batches (the training sampler's, by seconds of
+audio) through the real dataset, collate function, forward, backward and optimiser step. The cache's
+one-time cost (encoding every utterance once) is reported beside it, with what the 2 s
+widths cost the encoder alone on short clips and the step time at 1 and 2 threads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from sbasr.speechllm.cache import EncoderCache
+from sbasr.speechllm.config import SpeechLLMConfig
+from sbasr.speechllm.model import SpeechLLM
+from sbasr.speechllm.options import SpeechLLMOptions
+from sbasr.speechllm.train import SecondsBatchSampler, SpeechLLMDataset, collate, fill_cache
+from sbasr.training.data import check_examples, read_examples
+
+
+def steps(model, dataset, batches, threads: int, bf16: bool = False) -> list[float]:
+    """Seconds per training step over `batches` (the first one is a warm-up, not counted);
+    `bf16`: under CPU autocast, as the Trainer runs `--precision bf16`."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params, lr=1e-5)
+        times = []
+        for batch_ids in batches:
+            start = time.perf_counter()
+            batch = collate([dataset[i] for i in batch_ids])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(**batch)["loss"]
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            times.append(time.perf_counter() - start)
+        return times[1:]
+    finally:
+        torch.set_num_threads(previous)
+
+
+def encoder_widths(model, examples, threads: int) -> tuple[float, float]:
+    """The Whisper encoder alone on 16 short clips: (2 s widths, exact widths) seconds."""
+    from sbasr.training.data import load_example_audio
+
+    short = sorted((e for e in examples if (e.duration or 0) < 1.9), key=lambda e: -e.duration)
+    audio = [load_example_audio(e) for e in short[:16]]
+    enc = model.encoder
+    out = []
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for step in (200, 1):
+            enc.width_step = step
+            with torch.no_grad():
+                enc(audio)
+                start = time.perf_counter()
+                for _ in range(3):
+                    enc(audio)
+            out.append((time.perf_counter() - start) / 3)
+    finally:
+        enc.width_step = None
+        torch.set_num_threads(previous)
+    return out[0], out[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="training manifest (.jsonl)")
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--encoder", default="base")
+    parser.add_argument("--llm", default="smollm2")
+    parser.add_argument("--batch-seconds", type=float, default=30.0)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+
+    examples, _ = check_examples(read_examples(args.data))
+    torch.manual_seed(0)
+    model = SpeechLLM.build(SpeechLLMConfig(encoder=args.encoder, llm=args.llm))
+    model.set_stage(2)
+    model.train()
+    opts = SpeechLLMOptions(train=str(args.data), output_dir="", batch_seconds=args.batch_seconds)
+    durations = [e.duration or 0.0 for e in examples]
+    sampler = SecondsBatchSampler(durations, args.batch_seconds, opts.batch_size, seed=0)
+    batches = list(sampler)[: args.steps + 1]
+    used = sorted({i for b in batches for i in b})
+    seconds = sum(durations[i] for i in used)
+    print(
+        f"{len(batches) - 1} stage-2 steps of about {seconds / len(batches):.1f} s of audio "
+        f"({len(used)} utterances), {args.encoder} encoder + {args.llm}, "
+        f"{args.threads} threads",
+        flush=True,
+    )
+
+    # before: encoders every step, inputs padded to 2 s widths, the LLM's own loss (its
+    # output layer over every position)
+    def full_head_loss(embeds, mask, labels):
+        return model.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+
+    plain = SpeechLLMDataset(examples, model, opts)
+    probe = collate([plain[i] for i in batches[0]])
+    with torch.no_grad():
+        ours = float(model(**probe)["loss"])
+        model._text_loss = full_head_loss
+        theirs = float(model(**probe)["loss"])
+    print(f"loss, output layer on the transcript only: {ours:.5f}; on every position: {theirs:.5f}")
+    model.encoder.width_step = 200
+    before = steps(model, plain, batches, args.threads)
+    model.encoder.width_step = None
+    del model._text_loss
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = EncoderCache(model.encoder_identity(), Path(tmp))
+        cached = SpeechLLMDataset(examples, model, opts, cache=cache)
+        start = time.perf_counter()
+        fill_cache(model, cached, indices=used, echo=lambda m: None)
+        fill = time.perf_counter() - start
+        after = steps(model, cached, batches, args.threads)
+        other = 1 if args.threads != 1 else 2
+        after_other = steps(model, cached, batches, other)
+        after_bf16 = steps(model, cached, batches, args.threads, bf16=True)
+    padded, exact = encoder_widths(model, examples, args.threads)
+
+    b, a = statistics.mean(before), statistics.mean(after)
+    rows = [
+        ("before: encoders every step, 2 s widths, full output layer", f"{b:.2f} s", "1.00x"),
+        ("after: frozen encoders cached", f"{a:.2f} s", f"{b / a:.2f}x"),
+        (f"after, {other} thread(s)", f"{statistics.mean(after_other):.2f} s", ""),
+        (
+            "after, bf16 autocast (--precision bf16)",
+            f"{statistics.mean(after_bf16):.2f} s",
+            f"{b / statistics.mean(after_bf16):.2f}x",
+        ),
+        ("one-time: encode these utterances once", f"{fill:.1f} s", ""),
+        ("encoder on 16 clips < 1.9 s, 2 s widths", f"{padded:.3f} s", "1.00x"),
+        ("encoder on 16 clips < 1.9 s, exact widths", f"{exact:.3f} s", f"{padded / exact:.2f}x"),
+    ]
+    print("| what | time per step (or run) | speed-up |\n|---|---|---|")
+    for name, t, ratio in rows:
+        print(f"| {name} | {t} | {ratio} |")
+    print(f"\nstage-2 step: {b / a:.2f}x faster with the cache (goal: at least 5x)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Whisper's own 1-best transcripts, for the hypothesis-conditioned Speech-LLM.
+
+That variant (generative error correction with the acoustic embeddings, in the manner of
+Whispering-LLaMA) prompts the LLM with what the Whisper model heard, beside the speech, so
+that it learns to read the speech and correct the hypothesis rather than to align speech
+with text from nothing: far less to learn from an hour of data. It is a variant beside
+the paper's pure Speech-LLM, not the paper's system.
+
+Training hypotheses are decoded once, greedily, by sbasr's own Whisper engine (the same
+call the Speech-LLM engine makes at transcription) and cached by audio content, model
+and language, so that a second stage or run decodes nothing again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from ..io.audio import SAMPLE_RATE
+from ..io.files import write_atomic
+
+GAP = 0.5  # seconds of silence between utterances decoded as one batch
+
+
+def whisper_hypotheses(
+    engine,
+    audio: Sequence[np.ndarray],
+    languages: Sequence[str | None],
+    batch_size: int = 8,
+) -> list[str]:
+    """The Whisper engine's greedy transcript of each utterance, without timestamps.
+
+    The utterances are laid end to end (with short silences) as one recording whose spans
+    are the utterances, so that the engine decodes them in batches as it would a call's
+    segments. Utterances of different languages go in separate calls."""
+    from ..asr.options import WhisperDecodeOptions
+    from ..asr.segments import Span
+
+    out = [""] * len(audio)
+    by_language: dict[str | None, list[int]] = {}
+    for i, lang in enumerate(languages):
+        by_language.setdefault(lang, []).append(i)
+    gap = np.zeros(int(GAP * SAMPLE_RATE), dtype=np.float32)
+    for lang, indices in by_language.items():
+        pieces, spans, t = [], [], 0.0
+        for i in indices:
+            clip = np.asarray(audio[i], dtype=np.float32)
+            pieces += [clip, gap]
+            spans.append(Span(t, t + len(clip) / SAMPLE_RATE))
+            t += (len(clip) + len(gap)) / SAMPLE_RATE
+        options = WhisperDecodeOptions(
+            language=lang,
+            beam_size=1,
+            batch_size=batch_size,
+            temperature_increment=0.0,
+            condition_on_previous_text=False,
+            timestamps=False,
+        )
+        texts: dict[int, list[str]] = {}
+        for d in engine.decode(np.concatenate(pieces), spans, options):
+            texts.setdefault(d.span, []).append(d.text.strip())
+        for span_index, i in enumerate(indices):
+            out[i] = " ".join(t for t in texts.get(span_index, []) if t)
+    return out
+
+
+class HypothesisCache:
+    """Hypotheses on disk, one JSON Lines file per Whisper model, keyed by the audio's
+    content and the language: a changed file or model is simply decoded again."""
+
+    def __init__(self, model: str, directory: Path | None = None) -> None:
+        from ..whisper.models import cache_dir
+
+        root = directory or cache_dir() / "hypotheses"
+        self.path = root / f"{_model_fingerprint(model)}.jsonl"
+        self.entries: dict[str, str] = {}
+        if self.path.is_file():
+            for line in self.path.read_text("utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                    self.entries[row["key"]] = row["text"]
+                except (ValueError, KeyError, TypeError):
+                    continue  # a torn last line from a killed run: decode that one again
+
+    @staticmethod
+    def key(audio: np.ndarray, language: str | None) -> str:
+        digest = hashlib.blake2b(np.ascontiguousarray(audio, np.float32).tobytes(), digest_size=16)
+        return f"{digest.hexdigest()}-{language or ''}"
+
+    def save(self) -> None:
+        rows = "".join(
+            json.dumps({"key": k, "text": v}, ensure_ascii=False) + "\n"
+            for k, v in self.entries.items()
+        )
+        with contextlib.suppress(OSError):  # a read-only cache costs decoding again next time
+            write_atomic(self.path, rows)
+
+
+def cached_hypotheses(
+    model: str,
+    items: Sequence[tuple[Callable[[], np.ndarray], str | None]],
+    make_engine: Callable[[], object],
+    echo=print,
+    directory: Path | None = None,
+    chunk: int = 64,
+) -> list[str]:
+    """Hypotheses for `items` ((load audio, language) pairs), decoding only those the
+    cache lacks; the engine is made only when something must be decoded."""
+    cache = HypothesisCache(model, directory)
+    keys, missing = [], []
+    for i, (load, language) in enumerate(items):
+        audio = load()
+        key = cache.key(audio, language)
+        keys.append(key)
+        if key not in cache.entries:
+            missing.append((i, key, audio, language))
+    if missing:
+        echo(f"hypotheses: decoding {len(missing):,} utterances with Whisper {model} once")
+        engine = make_engine()
+        for start in range(0, len(missing), chunk):
+            part = missing[start : start + chunk]
+            texts = whisper_hypotheses(engine, [a for *_, a, _ in part], [x[3] for x in part])
+            for (_, key, _, _), text in zip(part, texts):
+                cache.entries[key] = text
+            cache.save()  # as it goes, so that an interrupted run keeps what it decoded
+    else:
+        echo(f"hypotheses: all {len(items):,} from {cache.path}")
+    return [cache.entries[k] for k in keys]
+
+
+def _model_fingerprint(model: str) -> str:
+    """The model's name, and for a local model its files' sizes and times: a retrained
+    model in the same place gets new hypotheses."""
+    parts = [model]
+    path = Path(model).expanduser()
+    if path.is_dir():
+        for f in sorted(path.iterdir()):
+            if f.is_file():
+                st = f.stat()
+                parts.append(f"{f.name}:{st.st_size}:{int(st.st_mtime)}")
+    digest = hashlib.blake2b("|".join(parts).encode(), digest_size=8).hexdigest()
+    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in os.path.basename(model))
+    return f"{name or 'model'}-{digest}"

@@ -1,0 +1,208 @@
+"""The Speech-LLM's small-data machinery: frozen encoders computed once (the cache), the
+hypothesis-conditioned variant, and the decoding guards. Tiny random parts, seconds each."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import SENTENCES, SR, build, run_cli, waves
+
+from sbasr.speechllm.cache import EncoderCache, audio_key
+from sbasr.speechllm.hypotheses import HypothesisCache, cached_hypotheses, whisper_hypotheses
+from sbasr.speechllm.model import RepetitionStop, token_budget
+from sbasr.speechllm.options import SpeechLLMOptions
+from sbasr.speechllm.train import SpeechLLMDataset, collate, fill_cache
+from sbasr.training.data import Example
+
+
+def test_cached_frames_give_the_same_loss_as_audio(parts):
+    model = build(parts, encoder2=parts["hubert-layer"], fusion="gated-bi-cross")
+    model.set_stage(2)
+    model.eval()
+    audio = waves(0.7, 1.9, 1.2)
+    prompts = [model.prompt_ids("en")] * 3
+    labels = torch.tensor([model.target_ids("hello there")] * 3)
+    with torch.no_grad():
+        frames = model.encoder_outputs(audio)
+        from_audio = model(prompts, labels, audio=audio)["loss"]
+        from_frames = model(prompts, labels, frames=frames)["loss"]
+    assert [len(f) for f in frames] == [2, 2, 2]  # one tensor per encoder
+    assert torch.allclose(from_audio, from_frames, atol=1e-5)
+
+
+def test_exact_widths_on_cpu_equal_two_second_widths(parts):
+    model = build(parts)
+    audio = waves(0.6, 1.3)
+    with torch.no_grad():
+        exact = model.encoder_outputs(audio)
+        model.encoder.width_step = 200
+        padded = model.encoder_outputs(audio)
+    for a, b in zip(exact, padded):
+        assert a[0].shape == b[0].shape
+        assert torch.allclose(a[0], b[0], atol=1e-5)
+
+
+def test_cache_keys_follow_content_speed_and_encoder(parts, tmp_path):
+    (a, b) = waves(1.0, 1.0, seed=4)
+    assert audio_key(a, 1.0) == audio_key(a.copy(), 1.0)
+    assert audio_key(a, 1.0) != audio_key(a, 1.1) != audio_key(b, 1.1)
+    model = build(parts)
+    identity = model.encoder_identity()
+    assert identity == build(parts).encoder_identity()  # same sources, same weights
+    with torch.no_grad():
+        model.encoder.encoder.layers[0].fc1.weight.add_(1e-3)
+    assert model.encoder_identity() != identity  # other weights: nothing reused
+
+    cache = EncoderCache(identity, tmp_path)
+    frames = [torch.randn(7, 4)]
+    cache.put("k", frames)
+    again = EncoderCache(identity, tmp_path)  # a new run reads it from disk
+    assert "k" in again and torch.equal(again.get("k")[0], frames[0])
+    assert EncoderCache("other", tmp_path).get("k") is None
+
+
+def _noise_examples(root, n=4) -> list[Example]:
+    out = []
+    for i in range(n):
+        path = root / f"n{i}.wav"
+        sf.write(path, waves(0.8 + 0.3 * i, seed=i)[0], SR)
+        out.append(Example(f"n{i}", str(path), SENTENCES[i], "en", 0.0, 0.8 + 0.3 * i))
+    return out
+
+
+def test_each_utterance_is_encoded_once_and_batches_match(parts, tmp_path, monkeypatch):
+    model = build(parts)
+    model.set_stage(1)
+    examples = _noise_examples(tmp_path)
+    opts = SpeechLLMOptions(train="x", output_dir=str(tmp_path), speed_perturb=(0.9, 1.1), seed=3)
+    cache = EncoderCache(model.encoder_identity(), tmp_path / "cache")
+    cached = SpeechLLMDataset(examples, model, opts, cache=cache)
+    calls = []
+    original = model.encoder_outputs
+    monkeypatch.setattr(model, "encoder_outputs", lambda a: calls.append(len(a)) or original(a))
+    fill_cache(model, cached, echo=lambda m: None)
+    assert sum(calls) == len(examples)
+    fill_cache(model, cached, echo=lambda m: None)  # all there: nothing encoded again
+    for _ in range(2):  # two epochs read from the cache
+        batch = collate([cached[i] for i in range(len(examples))])
+    assert sum(calls) == len(examples)
+    # the same items through audio (no cache) give the same loss: same speed factors
+    plain = collate([SpeechLLMDataset(examples, model, opts)[i] for i in range(len(examples))])
+    model.eval()
+    with torch.no_grad():
+        a = model(**plain)["loss"]
+        b = model(**batch)["loss"]
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_repetition_stop_and_token_budget():
+    stop = RepetitionStop()
+    ids = torch.tensor([[5, 1, 2, 1, 2, 1, 2, 1, 2], [5, 6, 7, 8, 9, 1, 2, 3, 4]])
+    assert stop(ids, None).tolist() == [True, False]
+    assert token_budget(0.2) == 16 and token_budget(10.0) == 201
+
+
+class _FakeWhisper:
+    """Stands in for the Whisper engine: 'heard' is each span's length in tenths."""
+
+    def decode(self, audio, spans, options):
+        from sbasr.asr.engines.base import Decoded
+
+        assert not options.timestamps and options.beam_size == 1
+        for i, s in enumerate(spans):
+            yield Decoded(i, s.start, s.end, f"len {round(s.duration * 10)}")
+
+
+def test_hypotheses_are_decoded_once_per_utterance_and_cached(tmp_path):
+    clips = waves(0.5, 1.2, 0.8)
+    texts = whisper_hypotheses(_FakeWhisper(), clips, ["en", "fr", "en"])
+    assert texts == ["len 5", "len 12", "len 8"]
+    made = []
+
+    def engine():
+        made.append(1)
+        return _FakeWhisper()
+
+    items = [(lambda c=c: c, "en") for c in clips]
+    first = cached_hypotheses("m", items, engine, echo=lambda m: None, directory=tmp_path)
+    again = cached_hypotheses("m", items, engine, echo=lambda m: None, directory=tmp_path)
+    assert first == again == ["len 5", "len 12", "len 8"] and len(made) == 1
+    assert len(HypothesisCache("m", tmp_path).entries) == 3
+
+
+def test_hypothesis_conditioned_prompt_carries_the_transcript(parts):
+    model = build(parts, hypothesis=True)
+    text = model.tokenizer.decode(model.prompt_ids("fr", "bonjour a tous"))
+    assert "French" in text and "bonjour a tous" in text
+    assert model.prompt_ids("fr", "x") != model.prompt_ids("fr", "y")
+    plain = build(parts)
+    assert plain.prompt_ids("fr", "x") == plain.prompt_ids("fr", "y")  # the paper's prompt
+
+
+@pytest.mark.parametrize("flag", ["--hypothesis", "--encoder-cache=off"])
+def test_finetune_variants_train_and_transcribe(parts, tmp_path, flag):
+    rows = []
+    for i, text in enumerate(SENTENCES):
+        sf.write(tmp_path / f"n{i}.wav", waves(0.8 + 0.2 * i, seed=i)[0], SR)
+        rows.append({"id": f"n{i}", "audio": f"n{i}.wav", "text": text, "language": "en"})
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    out = tmp_path / "m"
+    env_cache = ["--encoder-cache-dir", str(tmp_path / "frames")]
+    run = run_cli(
+        "finetune",
+        "--arch",
+        "speechllm",
+        "--train",
+        str(tmp_path / "train.jsonl"),
+        "--dev",
+        str(tmp_path / "dev.jsonl"),
+        "-o",
+        str(out),
+        "-m",
+        parts["whisper"],
+        "--llm",
+        parts["llm"],
+        "--max-steps",
+        "2",
+        "--eval-steps",
+        "1",
+        "--warmup-steps",
+        "0",
+        "--batch-seconds",
+        "4",
+        flag,
+        *env_cache,
+    )
+    assert run.returncode == 0, run.stderr
+    config = json.loads((out / "sbasr-speechllm.json").read_text())
+    assert config["hypothesis"] == (flag == "--hypothesis")
+    cached = list((tmp_path / "frames").rglob("*.safetensors"))
+    assert bool(cached) == (flag != "--encoder-cache=off")
+    if flag == "--hypothesis":
+        assert "hypotheses: decoding" in run.stderr
+    hyp = run_cli(
+        "transcribe",
+        str(tmp_path / "dev.jsonl"),
+        "--engine",
+        "speechllm",
+        "-m",
+        str(out),
+        "-f",
+        "keyed",
+        "-o",
+        str(tmp_path / "hyp"),
+        "--max-new-tokens",
+        "4",
+    )
+    assert hyp.returncode == 0, hyp.stderr
+    assert len(list((tmp_path / "hyp").glob("*.keyed"))) == 2
+    assert np.isfinite(
+        json.loads((out / "stage2" / "trainer_state.json").read_text())["log_history"][-1][
+            "train_loss"
+        ]
+    )
