@@ -414,6 +414,8 @@ def _train_stage(
     hyps = _hypotheses(model, train + dev, echo) if model.spec.hypothesis else None
     train_set = SpeechLLMDataset(train, model, opts, cache=cache, hypotheses=hyps)
     dev_set = SpeechLLMDataset(dev, model, opts, False, cache, hyps) if dev else None
+    from .diagnostics import FusionDiagnostics
+
     trainer_class, load_best, stop_when_no_better = _trainer_class()
     stopping = [stop_when_no_better(opts.patience)] if opts.patience and dev else []
     trainer = trainer_class(
@@ -422,7 +424,13 @@ def _train_stage(
         data_collator=collate,
         train_dataset=train_set,
         eval_dataset=dev_set,
-        callbacks=[*callbacks, load_best(), *stopping, tensorboard(stage_dir / "logs")],
+        callbacks=[
+            *callbacks,
+            load_best(),
+            *stopping,
+            FusionDiagnostics(),  # before the TensorBoard callback, which writes what it adds
+            tensorboard(stage_dir / "logs"),
+        ],
         batch_seconds=opts.batch_seconds,
         dev_wer=metric == "wer",
     )
