@@ -168,6 +168,8 @@ FLAGS = {
     *("--init", "--train-encoder", "--batch-seconds", "--average-best", "--resume"),
     *("--no-resume", "--deepspeed", "--num-workers", "--export", "--no-export"),
     "--quantization",
+    *("--layer-lr-decay", "--select-by", "--patience", "--hypothesis", "--no-hypothesis"),
+    *("--hypothesis-model", "--encoder-cache", "--encoder-cache-dir"),
 }
 
 

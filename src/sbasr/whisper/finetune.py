@@ -8,7 +8,9 @@ output directory itself works as `sbasr transcribe --model`.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -19,6 +21,9 @@ from ..training.data import Example, load_example_audio
 from ..training.dataset import AudioDataset, load_data
 from ..training.record import plot_history, save_config
 from .options import WhisperOptions
+
+if TYPE_CHECKING:
+    from torch import nn
 
 METRIC = "wer"  # the pooled CER/WER, under the name the Trainer tracks
 
@@ -140,17 +145,111 @@ def decode_examples(model, processor, examples: list[Example], batch_size: int) 
     return out
 
 
+def check_layer_lr_decay(decay: float) -> None:
+    """Refuse a decay outside (0, 1]: 0 would freeze every lower layer, and above 1 the lower
+    layers would outpace the top, the reverse of what the option is for."""
+    if not 0.0 < decay <= 1.0:
+        raise SbasrError(f"--layer-lr-decay {decay}: must be above 0 and at most 1 (1 is off)")
+
+
+# `encoder.layers.3.` in a plain model's names and inside a PEFT wrapper's alike
+_LAYER = re.compile(r"(?:^|\.)(encoder|decoder)\.layers\.(\d+)\.")
+# what feeds a stack's layer 0: the conv stem and the token and position embeddings
+_STEM = re.compile(r"(?:^|\.)(encoder|decoder)\.(conv1|conv2|embed_positions|embed_tokens)\.")
+
+
+def layer_depths(names: list[str]) -> dict[str, int]:
+    """Each parameter's distance below the top layer of its own stack (encoder or decoder).
+
+    The stem counts as one below layer 0; the final layer norms and anything outside the two
+    stacks (the output projection) are at the top, depth 0. The stack sizes are read from the
+    names, so that a PEFT-wrapped model and a frozen encoder are counted the same way.
+    """
+    sizes: dict[str, int] = {}
+    for name in names:
+        if m := _LAYER.search(name):
+            sizes[m[1]] = max(sizes.get(m[1], 0), int(m[2]) + 1)
+    depths = {}
+    for name in names:
+        if m := _LAYER.search(name):
+            depths[name] = sizes[m[1]] - 1 - int(m[2])
+        elif m := _STEM.search(name):
+            depths[name] = sizes.get(m[1], 0)
+        else:
+            depths[name] = 0
+    return depths
+
+
+def layer_lr_groups(
+    model: nn.Module, decay_names: list[str], lr: float, weight_decay: float, decay: float
+) -> list[dict]:
+    """Optimizer param groups of the trainable parameters, one per (depth, weight decay)
+    pair, each with its own "lr" = `lr` * `decay`**depth; the Trainer's schedulers (LambdaLR)
+    scale every group from its own initial rate, so the ratios hold through the schedule.
+    Weight decay goes to `decay_names` only, as the Trainer does (none for biases and norms).
+    """
+    named = list(model.named_parameters())
+    depths = layer_depths([n for n, _ in named])
+    decayed = set(decay_names)
+    groups: dict[tuple[int, bool], list] = {}
+    for name, param in named:
+        if param.requires_grad:
+            groups.setdefault((depths[name], name in decayed), []).append(param)
+    return [
+        {
+            "params": params,
+            "weight_decay": weight_decay if with_decay else 0.0,
+            "lr": lr * decay**depth,
+        }
+        for (depth, with_decay), params in sorted(groups.items(), key=lambda kv: kv[0])
+    ]
+
+
 def _trainer_class():
+    from torch.optim import Optimizer
     from transformers import Seq2SeqTrainer
 
     class WhisperTrainer(Seq2SeqTrainer):
         """Evaluation decodes the dev set and scores it with sbasr: the pooled CER/WER
         decides the best checkpoint, per-language rates are logged beside it."""
 
-        def __init__(self, *args, dev_examples=(), processor=None, eval_batch=8, **kwargs):
+        def __init__(
+            self,
+            *args,
+            dev_examples=(),
+            processor=None,
+            eval_batch=8,
+            layer_lr_decay: float = 1.0,
+            **kwargs,
+        ):
+            check_layer_lr_decay(layer_lr_decay)
             super().__init__(*args, **kwargs)
             self.dev_examples = list(dev_examples)
             self.processor, self.eval_batch = processor, eval_batch
+            self.layer_lr_decay = layer_lr_decay
+
+        def create_optimizer(self, model: nn.Module | None = None) -> Optimizer:
+            """The Trainer's optimizer, with one param group per layer depth when
+            --layer-lr-decay is below 1; at 1 the Trainer's own, unchanged."""
+            if self.layer_lr_decay == 1.0 or self.optimizer is not None:
+                return super().create_optimizer(model)
+            opt_model = self.model if model is None else model
+            optimizer_cls, kwargs = self.optimizer_cls_and_kwargs or (
+                self.get_optimizer_cls_and_kwargs(self.args, opt_model)
+            )
+            # a factory (Muon), or an optimizer that brings its own groups (GaLore, LOMO)
+            plain = isinstance(optimizer_cls, type) and issubclass(optimizer_cls, Optimizer)
+            if not plain or {"params", "model", "optimizer_dict"} & set(kwargs):
+                raise SbasrError(f"--layer-lr-decay does not work with optimizer {self.args.optim}")
+            groups = layer_lr_groups(
+                opt_model,
+                self.get_decay_parameter_names(opt_model),
+                self.args.learning_rate,
+                self.args.weight_decay,
+                self.layer_lr_decay,
+            )
+            self.optimizer = optimizer_cls(groups, **kwargs)
+            return self.optimizer
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval", **kw):
             from ..scoring.api import score
@@ -182,6 +281,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
         check_choices(opts)
     except ValueError as e:
         raise SbasrError(str(e)) from None
+    check_layer_lr_decay(opts.layer_lr_decay)
     out = Path(opts.output_dir)
     resume_from = None
     if opts.resume:
@@ -213,6 +313,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
         dev_examples=dev,
         processor=processor,
         eval_batch=opts.eval_batch_size,
+        layer_lr_decay=opts.layer_lr_decay,
         callbacks=[*callbacks, tensorboard(out / "logs")],
     )
     if trainer.is_world_process_zero():
