@@ -40,33 +40,36 @@ def test_quick_comparison_runs_every_system(tmp_path, parts):
     for name, part in rows.items():
         (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
     out = tmp_path / "out"
-    run = subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "benchmarks/compare/run.py"),
-            "--quick",
-            "--data",
-            str(data),
-            "--whisper",
-            parts["whisper"],
-            "--encoder2",
-            parts["hubert-layer"],
-            "--llm",
-            parts["llm"],
-            "--out",
-            str(out),
-            "--work",
-            str(tmp_path / "work"),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    command = [
+        sys.executable,
+        str(ROOT / "benchmarks/compare/run.py"),
+        "--quick",
+        "--data",
+        str(data),
+        "--whisper",
+        parts["whisper"],
+        "--encoder2",
+        parts["hubert-layer"],
+        "--llm",
+        parts["llm"],
+        "--out",
+        str(out),
+        "--work",
+        str(tmp_path / "work"),
+    ]
+    run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
     results = json.loads((out / "results.json").read_text())["results"]
-    assert [r["family"] for r in results] == ["end-to-end"] * 3 + ["Speech-LLM"] * 3
+    assert [r["family"] for r in results] == ["end-to-end"] * 3 + ["Speech-LLM"] * 5
     for r in results:
         assert set(r["rates"]) == set(SAY) and r["pooled"] >= 0 and r["rtf"] > 0
         assert (r["train_seconds"] > 0) == ("zero-shot" not in r["system"])
     table = (out / "results.md").read_text()
-    assert table.count("\n| ") == 6 and "gated-bi-cross-concat" in table
+    assert table.count("\n| ") == 8 and "gated-bi-cross-concat" in table
+    assert "Whisper hypothesis" in table and "paper recipe" in table
     assert (out / "results.png").stat().st_size > 10_000
+    # a comparison run in parts: one system again, the table still lists all finished ones
+    again = subprocess.run([*command, "--only", "zero-shot"], capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "done before" in again.stdout
+    assert json.loads((out / "results.json").read_text())["results"] == results

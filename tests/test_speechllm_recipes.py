@@ -206,3 +206,12 @@ def test_finetune_variants_train_and_transcribe(parts, tmp_path, flag):
             "train_loss"
         ]
     )
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the CPU case")
+def test_bf16_training_is_accepted_on_a_cpu(tmp_path):
+    from sbasr.training.arguments import training_arguments
+
+    opts = SpeechLLMOptions(train="x", output_dir=str(tmp_path), precision="bf16")
+    args = training_arguments(opts, "loss", has_dev=False)
+    assert args.bf16 and args.use_cpu
