@@ -197,3 +197,17 @@ def build(parts, **kw):
     torch.manual_seed(1)
     config = SpeechLLMConfig(encoder=parts["whisper"], llm=parts["llm"], fusion_heads=2, **kw)
     return SpeechLLM.build(config).eval()
+
+
+@pytest.fixture(scope="session")
+def noise_corpus(tmp_path_factory) -> Path:
+    """Noise with transcripts, four to train on and two for dev: enough to drive the
+    Trainer where what is learnt does not matter, without espeak-ng."""
+    root = tmp_path_factory.mktemp("noise")
+    rows = []
+    for i, text in enumerate(SENTENCES):
+        sf.write(root / f"n{i}.wav", waves(0.8 + 0.2 * i, seed=i)[0], SR)
+        rows.append({"id": f"n{i}", "audio": f"n{i}.wav", "text": text, "language": "en"})
+    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
+    (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+    return root

@@ -178,6 +178,11 @@ def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
             "end-to-end",
             [*whisper, "--method", "full", "--learning-rate", "1e-5"],
         ),
+        (
+            f"Whisper {w}, full fine-tuning, layer-wise LR decay 0.8",
+            "end-to-end",
+            [*whisper, "--method", "full", "--learning-rate", "1e-5", "--layer-lr-decay", "0.8"],
+        ),
         ("Speech-LLM, paper recipe", "Speech-LLM", [*slm, *paper]),
         ("Speech-LLM, small-data schedule", "Speech-LLM", [*slm, *small]),
         (

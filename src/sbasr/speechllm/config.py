@@ -47,6 +47,7 @@ class SpeechLLMConfig:
     hypothesis: bool = False
     hypothesis_prompt: str = HYPOTHESIS_PROMPT
     hypothesis_model: str | None = None
+    ctc_weight: float = 0.0  # the auxiliary CTC alignment loss (speechllm/ctc.py); 0: off
     dev_wer: float | None = None  # the best dev CER/WER training reached (--select-by wer)
 
     def to_dict(self) -> dict:

@@ -64,6 +64,11 @@ class SpeechLLM(nn.Module):
             raise SbasrError(str(e)) from None
         embeddings = llm.get_input_embeddings().weight.detach()
         match_scale(self.projector, float(embeddings.float().std()), dim)
+        self.ctc = None
+        if config.ctc_weight > 0:
+            from .ctc import TokenCTC
+
+            self.ctc = TokenCTC(llm.config.hidden_size, float(embeddings.float().std()))
         if config.train_encoder == "lora":
             from peft import LoraConfig, inject_adapter_in_model
 
@@ -141,7 +146,7 @@ class SpeechLLM(nn.Module):
 
     def _is_trained(self, name: str) -> bool:
         """Whether a parameter belongs to what this configuration trains (and saves)."""
-        if name.startswith(("fusion.", "projector.")):
+        if name.startswith(("fusion.", "projector.", "ctc.")):
             return True
         if name.startswith(("encoder.", "encoder2.")):
             mode = self.spec.train_encoder
@@ -299,6 +304,16 @@ class SpeechLLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """Input embeddings, attention mask and labels, each row prompt + speech (+ text)."""
         speech, lengths = self.encode(audio, frames)
+        return self._assemble(speech, lengths, prompts, targets, left_pad)
+
+    def _assemble(
+        self,
+        speech: torch.Tensor,
+        lengths: torch.Tensor,
+        prompts: list[list[int]],
+        targets: list[list[int]] | None,
+        left_pad: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         embed = self.llm.get_input_embeddings()
         device = speech.device
         rows, labels = [], []
@@ -333,10 +348,14 @@ class SpeechLLM(nn.Module):
         """The loss on each utterance's transcript and end token (the Trainer's call), from
         audio or from cached encoder frames."""
         targets = [row[row != -100].tolist() for row in labels]
-        embeds, mask, label_t = self._sequences(
-            audio, prompt_ids, targets, left_pad=False, frames=frames
-        )
-        return {"loss": self._text_loss(embeds, mask, label_t)}
+        speech, lengths = self.encode(audio, frames)
+        embeds, mask, label_t = self._assemble(speech, lengths, prompt_ids, targets, False)
+        loss = self._text_loss(embeds, mask, label_t)
+        if self.ctc is not None:  # the transcript without its end token, per position
+            table = self.llm.get_input_embeddings().weight.detach()
+            text = [t[:-1] for t in targets]
+            loss = loss + self.spec.ctc_weight * self.ctc(speech, lengths, text, table)
+        return {"loss": loss}
 
     def _text_loss(
         self, embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor

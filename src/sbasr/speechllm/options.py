@@ -62,6 +62,12 @@ class SpeechLLMOptions(TrainOptions):
     hypothesis_model: str | None = option(
         _MODEL.hypothesis_model, "the Whisper model that writes the hypotheses (default: --model)."
     )
+    ctc_weight: float = option(
+        _MODEL.ctc_weight,
+        "weight of an auxiliary CTC loss that pulls each projected speech position toward "
+        "the LLM's own embedding of what is said there (0: off).",
+        min=0.0,
+    )
     encoder_cache: str = option(
         "auto",
         "auto: frozen encoders' outputs computed once per utterance and reused every "

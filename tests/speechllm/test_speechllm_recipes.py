@@ -144,13 +144,7 @@ def test_hypothesis_conditioned_prompt_carries_the_transcript(parts):
 
 
 @pytest.mark.parametrize("flag", ["--hypothesis", "--encoder-cache=off"])
-def test_finetune_variants_train_and_transcribe(parts, tmp_path, flag):
-    rows = []
-    for i, text in enumerate(SENTENCES):
-        sf.write(tmp_path / f"n{i}.wav", waves(0.8 + 0.2 * i, seed=i)[0], SR)
-        rows.append({"id": f"n{i}", "audio": f"n{i}.wav", "text": text, "language": "en"})
-    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
-    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
+def test_finetune_variants_train_and_transcribe(parts, noise_corpus, tmp_path, flag):
     out = tmp_path / "m"
     env_cache = ["--encoder-cache-dir", str(tmp_path / "frames")]
     run = run_cli(
@@ -158,9 +152,9 @@ def test_finetune_variants_train_and_transcribe(parts, tmp_path, flag):
         "--arch",
         "speechllm",
         "--train",
-        str(tmp_path / "train.jsonl"),
+        str(noise_corpus / "train.jsonl"),
         "--dev",
-        str(tmp_path / "dev.jsonl"),
+        str(noise_corpus / "dev.jsonl"),
         "-o",
         str(out),
         "-m",
@@ -187,7 +181,7 @@ def test_finetune_variants_train_and_transcribe(parts, tmp_path, flag):
         assert "hypotheses: decoding" in run.stderr
     hyp = run_cli(
         "transcribe",
-        str(tmp_path / "dev.jsonl"),
+        str(noise_corpus / "dev.jsonl"),
         "--engine",
         "speechllm",
         "-m",
@@ -215,3 +209,31 @@ def test_bf16_training_is_accepted_on_a_cpu(tmp_path):
     opts = SpeechLLMOptions(train="x", output_dir=str(tmp_path), precision="bf16")
     args = training_arguments(opts, "loss", has_dev=False)
     assert args.bf16 and args.use_cpu
+
+
+def test_ctc_alignment_loss_trains_the_projector_and_blank(parts, tmp_path):
+    model = build(parts, ctc_weight=0.5)
+    model.set_stage(1)
+    model.train()
+    audio = waves(1.5, 0.9)
+    prompts = [model.prompt_ids("en")] * 2
+    targets = [model.target_ids("hello there"), model.target_ids("press one")]
+    width = max(map(len, targets))
+    labels = torch.tensor([t + [-100] * (width - len(t)) for t in targets])
+    total = model(prompts, labels, audio=audio)["loss"]
+    speech, lengths = model.encode(audio)
+    table = model.llm.get_input_embeddings().weight.detach()
+    ctc = model.ctc(speech, lengths, [t[:-1] for t in targets], table)
+    assert torch.isfinite(ctc) and float(ctc) > 0
+    total.backward()
+    assert model.ctc.blank.grad.abs().sum() > 0 and model.ctc.log_scale.grad is not None
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projector.parameters())
+    # more text than positions: no infinity, nothing learnt from that row
+    long = model.ctc(speech[:1], lengths[:1], [list(range(5, 500))], table)
+    assert torch.isfinite(long)
+    # the blank and scale are saved and loaded with the model; without CTC they do not exist
+    model.save(tmp_path / "m")
+    from sbasr.speechllm.model import read_trained
+
+    assert {"ctc.blank", "ctc.log_scale"} <= set(read_trained(tmp_path / "m")[0])
+    assert build(parts).ctc is None

@@ -14,29 +14,14 @@ import shutil
 from pathlib import Path
 
 import pytest
-import soundfile as sf
 import torch
-from conftest import SENTENCES, SR, build, needs_espeak, run_cli, waves
+from conftest import SR, build, needs_espeak, run_cli, waves
 
 from sbasr.speechllm.encoders import WhisperSpeechEncoder, align_frames, load_encoder
 from sbasr.speechllm.fusion import FUSIONS, Fusion
 from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig, average_trained, read_trained
 from sbasr.speechllm.projectors import PROJECTORS
 from sbasr.speechllm.train import SecondsBatchSampler
-
-
-@pytest.fixture(scope="module")
-def noise_corpus(tmp_path_factory) -> Path:
-    """Noise with transcripts, four to train on and two for dev: enough to drive the
-    Trainer where what is learnt does not matter, without espeak-ng."""
-    root = tmp_path_factory.mktemp("noise")
-    rows = []
-    for i, text in enumerate(SENTENCES):
-        sf.write(root / f"n{i}.wav", waves(0.8 + 0.2 * i, seed=i)[0], SR)
-        rows.append({"id": f"n{i}", "audio": f"n{i}.wav", "text": text, "language": "en"})
-    (root / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:4]))
-    (root / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[4:]))
-    return root
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)

@@ -169,7 +169,7 @@ FLAGS = {
     *("--no-resume", "--deepspeed", "--num-workers", "--export", "--no-export"),
     "--quantization",
     *("--layer-lr-decay", "--select-by", "--patience", "--hypothesis", "--no-hypothesis"),
-    *("--hypothesis-model", "--encoder-cache", "--encoder-cache-dir"),
+    *("--hypothesis-model", "--encoder-cache", "--encoder-cache-dir", "--ctc-weight"),
 }
 
 

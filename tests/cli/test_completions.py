@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # The generator is a development tool, not part of the installed package.
 _spec = importlib.util.spec_from_file_location("completions", ROOT / "tools" / "completions.py")
 completions = importlib.util.module_from_spec(_spec)

@@ -18,7 +18,7 @@ from conftest import random_pairs, run_cli, write_keyed
 
 import sbasr
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_help_and_version():
