@@ -23,7 +23,7 @@ from ..errors import SbasrError
 from ..io.audio import SAMPLE_RATE
 from ..options import check_choices
 from ..training.arguments import last_checkpoint, tensorboard, training_arguments
-from ..training.data import Example, load_example_audio
+from ..training.data import Example, error_rates, load_example_audio
 from ..training.dataset import AudioDataset, load_data, perturb
 from ..training.options import TrainOptions
 from ..training.record import plot_history, save_config
@@ -81,7 +81,6 @@ def dev_error_rates(model: SpeechLLM, dataset: SpeechLLMDataset, batch: int = 8)
     """The dev set decoded greedily (as `sbasr transcribe` would) and scored by sbasr:
     {"wer": pooled rate, "wer_<language>": ...}."""
     from ..asr.postprocess import collapse_repetitions
-    from ..scoring.api import score
     from ..scoring.transcripts import Transcripts
 
     examples = sorted(dataset.examples, key=lambda e: e.duration or 0.0)
@@ -98,14 +97,7 @@ def dev_error_rates(model: SpeechLLM, dataset: SpeechLLMDataset, batch: int = 8)
     finally:
         model.train(was_training)
     ids, langs = [ex.id for ex in examples], [ex.language for ex in examples]
-    report = score(
-        Transcripts("dev", ids, texts, langs),
-        Transcripts("dev", ids, [ex.text for ex in examples], langs),
-    )
-    rates = {"wer": report.pooled.rate or 0.0}
-    for row in report.languages:
-        rates[f"wer_{row.language or 'unknown'}"] = row.rate or 0.0
-    return rates
+    return error_rates(examples, Transcripts("dev", ids, texts, langs))
 
 
 def fill_cache(

@@ -111,3 +111,22 @@ def _probe(path: str) -> float | None:
             return float(stream.duration * stream.time_base) if stream.duration else None
     except Exception:  # any failure to open means unreadable
         return None
+
+
+def error_rates(examples: list[Example], hypotheses) -> dict[str, float]:
+    """The dev set scored by sbasr, as the Trainer logs it: {"wer": pooled CER/WER,
+    "wer_<language>": ...}; `hypotheses` are Transcripts keyed by the examples' ids."""
+    from ..scoring.api import score
+    from ..scoring.transcripts import Transcripts
+
+    refs = Transcripts(
+        "dev",
+        [ex.id for ex in examples],
+        [ex.text for ex in examples],
+        [ex.language for ex in examples],
+    )
+    report = score(hypotheses, refs)
+    rates = {"wer": report.pooled.rate or 0.0}
+    for row in report.languages:
+        rates[f"wer_{row.language or 'unknown'}"] = row.rate or 0.0
+    return rates

@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import SbasrError
 from ..options import check_choices
 from ..training.arguments import last_checkpoint, tensorboard, training_arguments
-from ..training.data import Example, load_example_audio
+from ..training.data import Example, error_rates, load_example_audio
 from ..training.dataset import AudioDataset, load_data
 from ..training.record import plot_history, save_config
 from .options import WhisperOptions
@@ -252,19 +252,11 @@ def _trainer_class():
             return self.optimizer
 
         def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix="eval", **kw):
-            from ..scoring.api import score
-            from ..scoring.transcripts import Transcripts
-
             metrics = super().evaluate(eval_dataset, ignore_keys, metric_key_prefix, **kw)
             dev = self.dev_examples
             hyps = decode_examples(self.model, self.processor, dev, self.eval_batch)
-            refs = Transcripts(
-                "dev", [ex.id for ex in dev], [ex.text for ex in dev], [ex.language for ex in dev]
-            )
-            report = score(hyps, refs)
-            extra = {f"{metric_key_prefix}_{METRIC}": report.pooled.rate or 0.0}
-            for row in report.languages:
-                extra[f"{metric_key_prefix}_{METRIC}_{row.language or 'unknown'}"] = row.rate or 0.0
+            rates = error_rates(dev, hyps)
+            extra = {f"{metric_key_prefix}_{k}": v for k, v in rates.items()}
             self.log(extra)
             metrics.update(extra)
             return metrics
