@@ -77,7 +77,9 @@ class SpeechLLMDecodeOptions(DecodeOptions):
 
     beam_size: int = _engine_default("beam_size", 1)
     batch_size: int = _engine_default("batch_size", 8)
-    max_new_tokens: int = _engine_default("max_new_tokens", 200)  # the paper's limit
+    # The paper's 200 suits its LLMs' tokenizers; SmolLM2 spends 12 tokens a second on
+    # Russian, so a 30 s span needs ~370. The duration budget (`token_budget`) is the guard.
+    max_new_tokens: int = _engine_default("max_new_tokens", 600)
 
 
 ENGINE_OPTIONS: dict[str, type[DecodeOptions]] = {

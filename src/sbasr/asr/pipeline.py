@@ -93,7 +93,7 @@ def transcribe_recording(
     streams = []
     for index, samples in enumerate(audio.channels):
         if rec.spans is not None:
-            spans = split_long([s for s in rec.spans if s.channel == index])
+            spans = split_long([s for s in rec.spans if s.channel == index], samples)
         else:
             speaker = _speaker_label(index) if len(audio.channels) > 1 else None
             spans = vad_spans(samples, channel=index, speaker=speaker)
@@ -183,7 +183,8 @@ def _join_oracle(
             continue
         done.add(uid)
         parts = pieces.get(uid, [])
-        whole = [s for s in spans if s.id == uid]
+        # The row's own times, not its pieces': a long row was cut at its pauses.
+        whole = [s for s in rec.spans or spans if s.id == uid] or [span]
         text = " ".join(p.text.strip() for p in parts if p.text.strip())
         probs = [p.avg_logprob for p in parts if p.avg_logprob is not None]
         yield Segment(

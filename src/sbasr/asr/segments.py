@@ -58,15 +58,22 @@ def vad_spans(
     return spans
 
 
-def split_long(spans: list[Span]) -> list[Span]:
-    """Oracle segments over 30 s cut into equal parts (the reference system silently
-    dropped utterances over 15 s; nothing is dropped here)."""
+def split_long(spans: list[Span], audio: np.ndarray | None = None) -> list[Span]:
+    """Oracle segments over 30 s cut where the speaker pauses (VAD inside the segment),
+    else into equal parts: a cut through a word loses it on both sides. The reference
+    system silently dropped utterances over 15 s; nothing is dropped here."""
     out = []
     for span in spans:
-        parts = max(1, int(np.ceil(span.duration / MAX_SPAN)))
-        if parts == 1:
+        if span.duration <= MAX_SPAN:
             out.append(span)
             continue
+        pieces = vad_spans(span.samples(audio)) if audio is not None else []
+        if pieces:
+            out += [
+                replace(span, start=span.start + p.start, end=span.start + p.end) for p in pieces
+            ]
+            continue
+        parts = int(np.ceil(span.duration / MAX_SPAN))
         step = span.duration / parts
         out += [
             replace(span, start=span.start + i * step, end=span.start + (i + 1) * step)

@@ -379,7 +379,7 @@ class SpeechLLM(nn.Module):
         self,
         audio: list[np.ndarray],
         languages: list[str],
-        max_new_tokens: int = 200,
+        max_new_tokens: int = 600,
         beam_size: int = 1,
         hypotheses: list[str] | None = None,
     ) -> list[str]:
