@@ -90,6 +90,7 @@ complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l patience -x -d 's
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l hypothesis -l no-hypothesis -d 'speechllm: prompt the LLM with the Whisper model\'s own transcript too, to read the speech and correct it (generative error correction; a variant, not the paper\'s system)'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l hypothesis-model -x -d 'speechllm: the Whisper model that writes the hypotheses (default: --model)'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l ctc-weight -x -d 'speechllm: weight of an auxiliary CTC loss that pulls each projected speech position toward the LLM\'s own embedding of what is said there (0: off)'
+complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l chat-template -l no-chat-template -d 'speechllm: wrap the prompt in the instruct LLM\'s chat template (a user turn holding the prompt and the speech; the transcript is the assistant\'s turn)'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l encoder-cache -x -a 'auto off' -d 'speechllm: auto: frozen encoders\' outputs computed once per utterance and reused every epoch and stage; off: the encoders run every step'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l encoder-cache-dir -r -F -d 'speechllm: where cached encoder outputs are kept (default: the user cache directory)'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l help -d 'Show this message and exit'

@@ -48,6 +48,9 @@ class SpeechLLMConfig:
     hypothesis_prompt: str = HYPOTHESIS_PROMPT
     hypothesis_model: str | None = None
     ctc_weight: float = 0.0  # the auxiliary CTC alignment loss (speechllm/ctc.py); 0: off
+    # The prompt wrapped in the instruct LLM's chat template (user turn, then the
+    # assistant's), the format the LLM was tuned on; off: plain text, as in the paper.
+    chat_template: bool = False
     dev_wer: float | None = None  # the best dev CER/WER training reached (--select-by wer)
 
     def to_dict(self) -> dict:

@@ -286,8 +286,31 @@ class SpeechLLM(nn.Module):
             )
         else:
             text = self.spec.prompt.format(language=language_name(language))
+        if self.spec.chat_template:
+            return self._chat_parts(text)[0]
         bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
         return bos + self.tokenizer.encode(text, add_special_tokens=False)
+
+    def speech_suffix(self) -> list[int]:
+        """Tokens between the speech and the transcript: the end of the chat template's
+        user turn and the start of the assistant's; none for a plain prompt."""
+        if not self.spec.chat_template:
+            return []
+        if "_suffix" not in self.__dict__:  # the template renders the same every call
+            self.__dict__["_suffix"] = self._chat_parts("")[1]
+        return self.__dict__["_suffix"]
+
+    def _chat_parts(self, text: str) -> tuple[list[int], list[int]]:
+        """The chat template around `text` + speech, split at the speech: (before, after)."""
+        tok = self.tokenizer
+        if not getattr(tok, "chat_template", None):
+            raise SbasrError(f"{self.spec.llm}: the LLM's tokenizer has no chat template")
+        mark = "\x00speech\x00"
+        turn = [{"role": "user", "content": text + mark}]
+        rendered = tok.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
+        before, after = rendered.split(mark)
+        encode = lambda part: tok.encode(part, add_special_tokens=False)  # noqa: E731
+        return encode(before), encode(after)
 
     def target_ids(self, text: str) -> list[int]:
         """What the LLM learns to write: the transcript and the end token."""
@@ -316,10 +339,11 @@ class SpeechLLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         embed = self.llm.get_input_embeddings()
         device = speech.device
+        suffix = self.speech_suffix()
         rows, labels = [], []
         for i, prompt in enumerate(prompts):
             tail = targets[i] if targets is not None else []
-            ids = torch.tensor(prompt + tail, dtype=torch.long, device=device)
+            ids = torch.tensor(prompt + suffix + tail, dtype=torch.long, device=device)
             tokens = embed(ids)
             n = int(lengths[i])
             rows.append(
@@ -327,7 +351,7 @@ class SpeechLLM(nn.Module):
                     [tokens[: len(prompt)], speech[i, :n].to(tokens.dtype), tokens[len(prompt) :]]
                 )
             )
-            labels.append([-100] * (len(prompt) + n) + tail)
+            labels.append([-100] * (len(prompt) + n + len(suffix)) + tail)
         width = max(r.shape[0] for r in rows)
         batch = rows[0].new_zeros(len(rows), width, rows[0].shape[1])
         mask = torch.zeros(len(rows), width, dtype=torch.long, device=device)

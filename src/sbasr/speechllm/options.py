@@ -68,6 +68,11 @@ class SpeechLLMOptions(TrainOptions):
         "the LLM's own embedding of what is said there (0: off).",
         min=0.0,
     )
+    chat_template: bool = option(
+        _MODEL.chat_template,
+        "wrap the prompt in the instruct LLM's chat template (a user turn holding the "
+        "prompt and the speech; the transcript is the assistant's turn).",
+    )
     encoder_cache: str = option(
         "auto",
         "auto: frozen encoders' outputs computed once per utterance and reused every "
