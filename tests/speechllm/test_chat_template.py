@@ -27,7 +27,7 @@ def test_speech_sits_in_the_user_turn_and_only_the_transcript_is_learnt(parts):
     (audio,) = waves(1.0)
     target = model.target_ids("hello there")
     speech, lengths = model.encode([audio])
-    embeds, mask, labels = model._assemble(speech, lengths, [prompt], [target], False)
+    embeds, _, labels = model._assemble(speech, lengths, [prompt], [target], False)
     n = int(lengths[0])
     assert embeds.shape[1] == len(prompt) + n + len(suffix) + len(target)
     masked = len(prompt) + n + len(suffix)
