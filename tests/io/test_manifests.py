@@ -9,10 +9,17 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import run_cli
 
 from sbasr import SbasrError, read_transcripts
 from sbasr.asr.inputs import Recording, expand_inputs
-from sbasr.io.manifests import language_code, read_utterances
+from sbasr.io.manifests import (
+    centiseconds,
+    language_code,
+    read_utterances,
+    recording_id,
+    segment_id,
+)
 from sbasr.training.data import read_examples
 
 
@@ -112,8 +119,18 @@ def test_nemo_fields(tmp_path):
         ('{"audio": "a.wav", "offset": 3}', "a start time needs an 'end'"),
         ('{"audio": "a.wav", "text": 42}', "'text' must be a string"),
         ('{"audio": "a.wav", "channel": 1.5}', "'channel' must be a whole number"),
+        ('{"audio": "a.wav", "start": -5, "end": 2}', "segment starts before 0 (start -5 s)"),
+        ('{"audio": "a.wav", "offset": -1, "duration": 3}', "segment starts before 0"),
+        ('{"audio": "a.wav", "start": 2, "end": 2}', "segment ends before it starts"),
+        ('{"audio": "a.wav", "end": -1}', "segment ends before it starts"),
+        ('{"audio": "a.wav", "start": "abc", "end": 2}', "'start' must be a number, not 'abc'"),
+        ('{"audio": "a.wav", "start": "nan", "end": 2}', "'start' must be a finite number"),
+        ('{"audio": "a.wav", "start": 0, "end": Infinity}', "'end' must be a finite number"),
+        ('{"audio": "a.wav", "channel": "left"}', "'channel' must be a whole number from 0"),
+        ('{"audio": "a.wav", "channel": -1}', "'channel' must be a whole number from 0"),
         ('{"audio": "a.wav", oops}', "invalid JSON"),
         ('["a.wav"]', "expected a JSON object per line"),
+        ('{"id": "my call", "audio": "a.wav"}', "id 'my call' is not one token"),
     ],
 )
 def test_bad_rows_name_file_and_line_in_every_consumer(tmp_path, line, message):
@@ -125,6 +142,81 @@ def test_bad_rows_name_file_and_line_in_every_consumer(tmp_path, line, message):
     assert str(error.value).startswith(where)
     recordings, problems = expand_inputs([manifest])
     assert recordings == [] and problems[0][1].startswith(where)
+
+
+def test_bad_rows_are_one_line_errors_on_the_command_line(tmp_path):
+    # What the issue reported: a negative start was accepted, and bad values must never
+    # reach the user as a traceback. No model is loaded: the manifest fails first.
+    (tmp_path / "x.wav").write_bytes(b"")
+    for row, message in [
+        ('{"id":"neg","audio":"x.wav","start":-5,"end":2}', "segment starts before 0"),
+        ('{"id":"rev","audio":"x.wav","start":3,"end":2}', "segment ends before it starts"),
+        ('{"id":"s","audio":"x.wav","start":"abc","end":2}', "'start' must be a number"),
+        ('{"id":"c","audio":"x.wav","channel":"left"}', "'channel' must be a whole number"),
+    ]:
+        manifest = tmp_path / "m.jsonl"
+        manifest.write_text(row + "\n", "utf-8")
+        out = run_cli("transcribe", str(manifest))
+        assert out.returncode != 0
+        (line,) = out.stderr.strip().splitlines()
+        assert line.startswith(f"sbasr: error: {manifest}:1: {message}")
+
+
+def test_ids_take_times_exactly_as_the_mlcslm_baseline_writes_them():
+    # The baseline: str(int(round(t, 2) * 100)).zfill(6), float product truncated.
+    assert [centiseconds(t) for t in (21.935, 28.425, 28.445)] == ["002193", "002843", "002845"]
+    assert [centiseconds(t) for t in (0, 0.5, 2.0, 12.34, 100.07, 3599.99)] == [
+        "000000",
+        "000050",
+        "000200",
+        "001234",
+        "010007",
+        "359999",
+    ]
+    assert centiseconds(0.29) == "000028"  # the baseline's own truncation, kept
+    assert segment_id("rec", "B", 21.935, 28.445) == "rec-B-002193-002845"
+    assert segment_id("rec", None, 1.0, 2.5) == "rec-A-000100-000250"
+
+
+def test_mlcslm_segment_ids_match_the_baseline_for_awkward_times(tmp_path):
+    audio = tmp_path / "English" / "c.wav"
+    audio.parent.mkdir()
+    audio.write_bytes(b"")
+    audio.with_suffix(".txt").write_text("21.935 28.425 A hi\n28.445 30 B yo\n", "utf-8")
+    ids = [u.id for u in read_utterances(tmp_path)]
+    assert ids == ["English-c-A-002193-002843", "English-c-B-002845-003000"]
+    (rec,) = _transcribed([tmp_path], oracle=True)
+    assert [s.id for s in rec.spans] == ids
+    audio.with_suffix(".txt").write_text("1 2 A x\n-0.5 3 B y\n", "utf-8")
+    with pytest.raises(SbasrError, match=r"c\.txt:2: segment starts before 0"):
+        read_utterances(tmp_path)
+
+
+def test_ids_made_from_names_are_single_tokens(tmp_path):
+    assert recording_id(Path("/x/my call.wav")) == "my_call"
+    assert recording_id(Path("/x/My Calls/a \t b.wav"), Path("/x")) == "My_Calls-a_b"
+    assert segment_id("my call", "spk 1", 1, 2) == "my_call-spk_1-000100-000200"
+    (tmp_path / "my call.wav").write_bytes(b"")
+    (rec,) = _transcribed([tmp_path / "my call.wav"])
+    assert rec.id == "my_call"
+    rows = [
+        {"audio": "my call.wav"},
+        {"audio": "my call.wav", "start": 1, "end": 2, "speaker": "agent one"},
+        {"audio": "my call.wav", "start": 3, "end": 4, "speaker": "agent one"},
+    ]
+    manifest = _write_jsonl(tmp_path / "m.jsonl", rows)
+    ids = [u.id for u in read_utterances(manifest)]
+    assert ids == ["my_call", "my_call-agent_one-000100-000200", "my_call-agent_one-000300-000400"]
+    assert _utterances(_transcribed([manifest])) == sorted((i, None) for i in ids)
+    # Keyed output of these ids reads back as the same, distinct ids.
+    keyed = tmp_path / "hyp.keyed"
+    keyed.write_text("".join(f"{i} some text\n" for i in ids), "utf-8")
+    assert read_transcripts(keyed).ids == ids
+    audio = tmp_path / "dir" / "Eng lish" / "a call.wav"
+    audio.parent.mkdir(parents=True)
+    audio.write_bytes(b"")
+    audio.with_suffix(".txt").write_text("0 1 A x\n", "utf-8")
+    assert [u.id for u in read_utterances(tmp_path / "dir")] == ["Eng_lish-a_call-A-000000-000100"]
 
 
 def test_scoring_reads_the_same_id_and_language_fields(tmp_path):
@@ -224,6 +316,9 @@ def test_kaldi_directory_gives_same_ids_and_languages_to_both(tmp_path):
     [
         ("segments", "u1 rec1 0.5\n", "segments:1: expected 'utt rec start end'"),
         ("segments", "u1 rec1 0.5 2.0\nu2 rec1 4 3\n", "segments:2: segment ends before"),
+        ("segments", "u1 rec1 -5 2.0\n", "segments:1: segment starts before 0"),
+        ("segments", "u1 rec1 abc 2.0\n", "segments:1: expected 'utt rec start end'"),
+        ("segments", "u1 rec1 nan 2.0\n", "segments:1: segment times must be finite"),
         ("wav.scp", "rec1 sox a.wav -t wav - |\n", "wav.scp: command pipes are not supported"),
     ],
 )

@@ -7,9 +7,9 @@ import gc
 import json
 
 import pytest
-from conftest import write_keyed
+from conftest import run_cli, write_keyed
 
-from sbasr import SbasrError, ScoreReport, score
+from sbasr import SbasrError, ScoreReport, read_transcripts, score
 from sbasr.scoring.api import gc_paused
 from sbasr.scoring.normalize import basic_text, mlcslm_text, normalize
 from sbasr.scoring.parallel import fork_map
@@ -134,6 +134,65 @@ def test_bad_input_names_file_and_line(tmp_path, content, message):
     ref.write_bytes(content)
     with pytest.raises(SbasrError, match=message):
         score({"a": "x"}, ref)
+
+
+@pytest.mark.parametrize("side", ["hyp", "ref"])
+def test_jsonl_row_without_a_text_field_is_an_error_not_silence(tmp_path, side):
+    bad = tmp_path / f"{side}.jsonl"
+    bad.write_text('{"id": "a", "text": "x y"}\n{"id": "b", "transcript": "x"}\n', "utf-8")
+    good = {"a": "x y", "b": "x"}
+    args = (bad, good) if side == "hyp" else (good, bad)
+    with pytest.raises(SbasrError, match=rf"{bad}:2: no text field; name it 'text'"):
+        score(*args)
+    # A text field that is there but empty (or null) is an empty transcript, scored.
+    bad.write_text('{"id": "a", "text": "x y"}\n{"id": "b", "text": ""}\n', "utf-8")
+    assert score(*args).pooled.errors == 1
+
+
+def test_keyed_ids_may_begin_with_a_brace(tmp_path):
+    keyed = write_keyed(tmp_path / "k", [("{noise}-1", "a b"), ("u2", "c")])
+    t = read_transcripts(keyed)
+    assert (t.ids, t.texts) == (["{noise}-1", "u2"], ["a b", "c"])
+    # JSON Lines is told by its first non-blank line being a JSON object.
+    jsonl = tmp_path / "j"
+    jsonl.write_text('\n  {"id": "{x}", "text": "a"}\n', "utf-8")
+    assert read_transcripts(jsonl).ids == ["{x}"]
+    for first in ('{"a": 1} text', "{} text", "[1] text", "{"):
+        (tmp_path / "k2").write_text(f"{first}\nu2 c\n", "utf-8")
+        assert read_transcripts(tmp_path / "k2").ids == [first.split()[0], "u2"]
+
+
+def test_no_matching_ids_is_an_error_and_some_matching_is_scored(tmp_path):
+    ref = {"a": "x y", "b": "z"}
+    with pytest.raises(SbasrError, match=r"<mapping>: no hypothesis id matches a reference id"):
+        score({"A": "x y", "B": "z"}, ref)
+    with pytest.raises(SbasrError, match="0 hypotheses, empty; 2 references, first: 'a'"):
+        score({}, ref)
+    with pytest.raises(SbasrError, match="no hypothesis id matches"):
+        score({"a": "x"}, {})
+    r = score({"a": "x y", "c": "q"}, ref)
+    assert (r.missing, r.extra, r.pooled.deletions) == (["b"], ["c"], 1)
+
+
+def test_cli_fails_on_no_matching_ids_and_warns_on_some(tmp_path):
+    ref = write_keyed(tmp_path / "ref.txt", [("a", "x y"), ("b", "z")])
+    other = write_keyed(tmp_path / "hyp.txt", [("A", "x y"), ("B", "z")])
+    out = run_cli("score", str(other), str(ref))
+    assert out.returncode == 2 and out.stdout == ""
+    (line,) = out.stderr.strip().splitlines()
+    assert line.startswith(f"sbasr: error: {other}: no hypothesis id matches a reference id")
+    some = write_keyed(tmp_path / "some.txt", [("a", "x y")])
+    out = run_cli("score", str(some), str(ref))
+    assert out.returncode == 0, out.stderr
+    assert "1 reference utterances have no hypothesis and count as all deletions" in out.stdout
+    misnamed = tmp_path / "hyp.jsonl"
+    misnamed.write_text('{"id": "a", "transcript": "x y"}\n', "utf-8")
+    out = run_cli("score", str(misnamed), str(ref))
+    assert out.returncode == 2
+    assert out.stderr.strip() == (
+        f"sbasr: error: {misnamed}:1: no text field; name it 'text' "
+        "(this row has: 'id', 'transcript')"
+    )
 
 
 def test_unreadable_inputs(tmp_path):

@@ -9,6 +9,7 @@ names the file (and the line where there is one).
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,8 @@ AUDIO_SUFFIXES = frozenset(
 MANIFEST_SUFFIXES = frozenset({".jsonl", ".json"})
 # The fields manifests name an utterance's id by; the first one present wins.
 ID_FIELDS = ("id", "utt_id", "key")
+# The fields a transcript's text may be under; the first one present wins.
+TEXT_FIELDS = ("text",)
 
 
 @dataclass(frozen=True)
@@ -73,22 +76,37 @@ def language_code(value: object) -> str | None:
     return (languages.to_code(text) or text) if text else None
 
 
+def single_token(name: str) -> str:
+    """`name` with each run of whitespace made one "_": keyed files (`id text`) split at
+    the first whitespace, so an id with a space in it would not read back as itself."""
+    return "_".join(name.split()) or "_"
+
+
 def recording_id(audio: Path, root: Path | None = None) -> str:
     """A recording's default id: its path below `root` without the suffix, parts joined by
-    "-" (`English/American/call1.wav` -> `English-American-call1`), else its stem."""
+    "-" (`English/American/call1.wav` -> `English-American-call1`), else its stem; one
+    token (`my call.wav` -> `my_call`)."""
     if root is not None:
         try:
-            return "-".join(audio.relative_to(root).with_suffix("").parts)
+            return single_token("-".join(audio.relative_to(root).with_suffix("").parts))
         except ValueError:
             pass
-    return audio.stem
+    return single_token(audio.stem)
+
+
+def centiseconds(seconds: float) -> str:
+    """A time as the MLC-SLM baseline writes it into ids: rounded to 10 ms, times 100, then
+    truncated, 6 digits. The float product truncates low at times (21.935 -> 002193,
+    0.29 -> 000028); ids must equal the baseline's references, so it is kept as is."""
+    return str(int(round(seconds, 2) * 100)).zfill(6)
 
 
 def segment_id(recording: str, speaker: str | None, start: float, end: float) -> str:
     """An utterance's default id, as the MLC-SLM recipes build it:
-    `{recording}-{speaker}-{start in 10 ms, 6 digits}-{end in 10 ms}`, so that references
-    built the same way match transcripts by id."""
-    return f"{recording}-{speaker or 'A'}-{round(start * 100):06d}-{round(end * 100):06d}"
+    `{recording}-{speaker}-{start in 10 ms, 6 digits}-{end in 10 ms}` (see `centiseconds`),
+    so that references built the same way match transcripts by id. One token."""
+    name = single_token(f"{recording}-{speaker or 'A'}")
+    return f"{name}-{centiseconds(start)}-{centiseconds(end)}"
 
 
 def row_id(row: dict) -> str | None:
@@ -100,13 +118,24 @@ def row_id(row: dict) -> str | None:
     return None
 
 
-def row_text(path: str | os.PathLike[str], number: int, row: dict) -> str:
-    """A row's "text": "" when absent or null; anything but a string is an error."""
-    value = row.get("text")
+def row_text(path: str | os.PathLike[str], number: int, row: dict, required: bool = False) -> str:
+    """A row's text (under one of `TEXT_FIELDS`): "" when null, or when absent unless
+    `required` (a transcript to score: a misnamed field must not score as silence).
+    Anything but a string is an error."""
+    name = next((n for n in TEXT_FIELDS if n in row), None)
+    if name is None:
+        if required:
+            names = " or ".join(repr(n) for n in TEXT_FIELDS)
+            raise SbasrError(
+                f"{path}:{number}: no text field; name it {names} (this row has: "
+                f"{', '.join(map(repr, row)) or 'no fields'})"
+            )
+        return ""
+    value = row[name]
     if value is None:
         return ""
     if not isinstance(value, str):
-        raise SbasrError(f"{path}:{number}: 'text' must be a string")
+        raise SbasrError(f"{path}:{number}: {name!r} must be a string")
     return value
 
 
@@ -156,15 +185,15 @@ def _jsonl_row(path: Path, number: int, row: dict) -> Utterance:
         start = 0.0
     if start is not None and end is None:
         raise SbasrError(f"{where}: a start time needs an 'end' (or a 'duration')")
-    if start is not None and end is not None and end <= start:
-        raise SbasrError(f"{where}: segment ends before it starts")
+    if start is not None and end is not None:
+        check_times(where, start, end)
     speaker = row.get("speaker")
     speaker = None if speaker is None else str(speaker)
-    channel = _number(where, row, "channel") or 0
-    if channel != int(channel) or channel < 0:
-        raise SbasrError(f"{where}: 'channel' must be a whole number from 0")
+    channel = _channel(where, row.get("channel"))
     rec = recording_id(audio_path)
     uid = row_id(row)
+    if uid is not None and single_token(uid) != uid:
+        raise SbasrError(f"{where}: id {uid!r} is not one token (keyed files split at spaces)")
     if uid is None:
         uid = rec if start is None or end is None else segment_id(rec, speaker, start, end)
     return Utterance(
@@ -175,7 +204,7 @@ def _jsonl_row(path: Path, number: int, row: dict) -> Utterance:
         start,
         end,
         speaker,
-        int(channel),
+        channel,
         rec,
     )
 
@@ -188,10 +217,39 @@ def _number(where: str, row: dict, *names: str) -> float | None:
         if isinstance(value, bool):
             raise SbasrError(f"{where}: {name!r} must be a number")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise SbasrError(f"{where}: {name!r} must be a number, not {value!r}") from None
+        if not math.isfinite(number):  # "nan" and NaN parse, and pass every comparison
+            raise SbasrError(f"{where}: {name!r} must be a finite number, not {value!r}")
+        return number
     return None
+
+
+def _channel(where: str, value: object) -> int:
+    """A row's channel: a whole number from 0 (a string of one too); absent is 0."""
+    if value is None:
+        return 0
+    try:
+        number = None if isinstance(value, bool) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = None
+    if number is None or not number.is_integer() or number < 0:
+        raise SbasrError(f"{where}: 'channel' must be a whole number from 0, not {value!r}")
+    return int(number)
+
+
+def check_times(where: str, start: float, end: float) -> None:
+    """A segment's times, in seconds: finite, start from 0, end after start. `where` is
+    the `file:line` the error names."""
+    if not (math.isfinite(start) and math.isfinite(end)):
+        raise SbasrError(f"{where}: segment times must be finite numbers ({start}, {end})")
+    if start < 0:
+        raise SbasrError(f"{where}: segment starts before 0 (start {start:g} s)")
+    if end <= start:
+        raise SbasrError(
+            f"{where}: segment ends before it starts (start {start:g} s, end {end:g} s)"
+        )
 
 
 def is_kaldi_dir(path: Path) -> bool:
@@ -222,8 +280,7 @@ def read_kaldi(root: str | os.PathLike[str]) -> list[Utterance]:
                 raise SbasrError(f"{seg_path}:{number}: expected 'utt rec start end'") from None
             if len(parts) != 4:
                 raise SbasrError(f"{seg_path}:{number}: expected 'utt rec start end'")
-            if end <= start:
-                raise SbasrError(f"{seg_path}:{number}: segment ends before it starts")
+            check_times(f"{seg_path}:{number}", start, end)
             segments[parts[0]] = (rec, start, end)
     ids = list(texts if texts else segments if segments else wavs)
     out = []
@@ -300,8 +357,7 @@ def read_mlcslm_file(
             start, end, speaker = float(parts[0]), float(parts[1]), parts[2]
         except (ValueError, IndexError):
             raise SbasrError(f"{seg_path}:{number}: expected 'start end speaker [text]'") from None
-        if end <= start:
-            raise SbasrError(f"{seg_path}:{number}: segment ends before it starts")
+        check_times(f"{seg_path}:{number}", start, end)
         text = parts[3] if len(parts) == 4 else ""
         uid = segment_id(recording, speaker, start, end)
         out.append(Utterance(uid, str(audio), text, language, start, end, speaker, 0, recording))

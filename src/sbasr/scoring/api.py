@@ -230,6 +230,10 @@ def _score(
     extra = [uid for uid in hyp.ids if uid not in ref_ids]
     if strict and (missing or extra):
         raise SbasrError(_mismatch_message(hyp.path, ref.path, missing, extra))
+    if len(missing) == len(ids) and (ids or hyp.ids):
+        # Nothing matched: the files use other ids (or one is empty). Scoring it would
+        # report a 100% error rate that is really a mistake in the inputs.
+        raise SbasrError(_no_match_message(hyp, ref))
 
     langs = _languages(ref, hyp, language, language_from_key)
     unit_of = {code: unit or lang_mod.default_unit(code) for code in set(langs)}
@@ -362,3 +366,14 @@ def _mismatch_message(hyp_path: str, ref_path: str, missing: list[str], extra: l
     if extra:
         parts.append(f"{len(extra)} hypothesis ids are not in {ref_path} (first: {extra[0]!r})")
     return f"{hyp_path}: " + "; ".join(parts)
+
+
+def _no_match_message(hyp: Transcripts, ref: Transcripts) -> str:
+    def first(t: Transcripts) -> str:
+        return f"first: {t.ids[0]!r}" if t.ids else "empty"
+
+    return (
+        f"{hyp.path}: no hypothesis id matches a reference id in {ref.path} "
+        f"({len(hyp.ids)} hypotheses, {first(hyp)}; {len(ref.ids)} references, {first(ref)}); "
+        "both files must name utterances by the same ids"
+    )

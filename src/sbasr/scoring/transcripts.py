@@ -31,9 +31,21 @@ def read_transcripts(path: str | os.PathLike[str], *, by_line: bool = False) -> 
     text = read_text(path)
     if by_line:
         return _parse_lines(str(path), text)
-    if text.lstrip().startswith("{"):
+    if is_jsonl(text):
         return _parse_jsonl(str(path), text)
     return _parse_keyed(str(path), text)
+
+
+def is_jsonl(text: str) -> bool:
+    """Whether `text` is JSON Lines: its first non-blank line is a JSON object. Starting
+    with "{" is not enough: a keyed line's id may begin with one (`{noise} ...`)."""
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    if not first.lstrip().startswith("{"):
+        return False  # the common keyed case, without a JSON parse
+    try:
+        return isinstance(json.loads(first), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _parse_keyed(path: str, text: str) -> Transcripts:
@@ -58,7 +70,8 @@ def _parse_jsonl(path: str, text: str) -> Transcripts:
         if uid is None:
             raise SbasrError(f"{path}:{number}: no 'id' field")
         ids.append(uid)
-        texts.append(row_text(path, number, row))
+        # A text field is required: a misnamed one must not score as an empty transcript.
+        texts.append(row_text(path, number, row, required=True))
         langs.append(row_language(row))
     _check_unique(path, text, ids, jsonl=True)
     return Transcripts(path, ids, texts, langs)
