@@ -30,6 +30,7 @@ from sbasr.asr.options import (
     engine_options,
 )
 from sbasr.asr.postprocess import collapse_repetitions
+from sbasr.io.manifests import centiseconds
 from sbasr.options import default_of
 
 SAY_A = "Hello, thank you for calling. How can I help you today?"
@@ -93,9 +94,13 @@ def test_oracle_segments_keyed_output_scores_against_references(call, tmp_path):
     out = run_cli("transcribe", str(mono), "-m", "tiny.en", "--segments", "-f", "keyed")
     assert out.returncode == 0, out.stderr
     keyed = (tmp_path / "rec.keyed").read_text().splitlines()
+    # the segment file's times as written (2 decimals), keyed as the MLC-SLM baseline keys them
+    times = [
+        (0.8, round(1.2 + a_len, 2)),
+        (round(b_start - 0.2, 2), round(b_start + b_len + 0.2, 2)),
+    ]
     assert [line.split()[0] for line in keyed] == [
-        f"rec-A-{80:06d}-{round((1.2 + a_len) * 100):06d}",
-        f"rec-B-{round((b_start - 0.2) * 100):06d}-{round((b_start + b_len + 0.2) * 100):06d}",
+        f"rec-{who}-{centiseconds(s)}-{centiseconds(e)}" for who, (s, e) in zip("AB", times)
     ]
     # txt beside the audio would be the segment file itself: it gets another name
     seg_file = (tmp_path / "rec.txt").read_text()

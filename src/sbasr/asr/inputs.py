@@ -39,6 +39,9 @@ class Recording:
     language: str | None = None
     source: str = ""  # the argument it came from, for where outputs go by default
     segments_file: str | None = None  # the MLC-SLM file its spans came from
+    # A manifest (or Kaldi) row without times: one utterance, whose VAD spans are joined
+    # into one segment named `id`, so that its hypothesis has the row's own key.
+    utterance: bool = False
 
 
 def expand_inputs(
@@ -92,7 +95,7 @@ def _recordings(rows: list[Utterance], source: str) -> list[Recording]:
             raise SbasrError(f"{source}: utterance {row.id} names no recording in wav.scp")
         if row.start is None or row.end is None:
             by_audio[f"{row.audio}#{row.id}"] = Recording(
-                row.id, row.audio, None, row.language, source
+                row.id, row.audio, None, row.language, source, utterance=True
             )
             continue
         rec = by_audio.get(row.audio)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from ..choices import CHANNELS, DEVICES, ENGINES
 from ..errors import SbasrError
+from ..io.languages import language_choices, user_language
 from ..options import check_choices, default_of, option
 
 
@@ -24,7 +25,9 @@ class DecodeOptions:
     engine: ClassVar[str | None] = None  # the engine a subclass is for
 
     language: str | None = option(
-        None, "Force a language (else detected).", flags=("--language", "-l")
+        None,
+        "Force a language, as a code or an English name: it, Italian (else detected).",
+        flags=("--language", "-l"),
     )
     beam_size: int | None = option(None, "Beam width.", min=1)
     batch_size: int | None = option(None, "Segments decoded together.", min=1)
@@ -158,11 +161,30 @@ def options_from(engine: str, values: dict[str, Any]) -> tuple[TranscribeOptions
                 f"the {engine} engine cannot honour it"
             )
         raise SbasrError(f"unknown option {name!r}")
+    if values.get("language"):  # "italian" is "it"; "zz" fails before anything loads
+        values = {**values, "language": check_language(values["language"])}
     options = TranscribeOptions(
         **{k: v for k, v in values.items() if k in cut},
         decode=target(**{k: v for k, v in values.items() if k in decode}),
     )
     return options, EngineSettings(**{k: v for k, v in values.items() if k in settings})
+
+
+def check_language(value: str) -> str:
+    """The code of the language a user asked for (`--language`): a Whisper code or an
+    English name, any case; anything else is an SbasrError, raised before a model loads
+    rather than once per file after."""
+    code = user_language(value)
+    if code is None:
+        import difflib
+
+        near = difflib.get_close_matches(value.strip().lower(), language_choices(), n=3)
+        hint = f"; did you mean {' or '.join(near)}?" if near else ""
+        raise SbasrError(
+            f"--language {value}: unknown language: give a code (en, it, zh ...) or an English "
+            f"name (English, Italian ...){hint}"
+        )
+    return code
 
 
 def flag_of(f: Field) -> str:

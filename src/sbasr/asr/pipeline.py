@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import heapq
 import os
+import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -19,7 +20,7 @@ from ..io.audio import Audio, load_audio
 from ..io.manifests import language_code, segment_id
 from .engines.base import Decoded, Engine, Word, load_engine
 from .inputs import Recording, expand_inputs
-from .options import EngineSettings, TranscribeOptions, engine_options
+from .options import EngineSettings, TranscribeOptions, check_language, engine_options
 from .segments import Span, split_long, vad_spans
 
 
@@ -67,7 +68,10 @@ def transcribe(
         inputs = [inputs]
     options = options or TranscribeOptions()
     name = engine if isinstance(engine, str) else engine.name
-    options = replace(options, decode=engine_options(name, options.decode))
+    decode = engine_options(name, options.decode)
+    if decode.language:  # a name ("Italian") as its code; an unknown one fails here
+        decode = replace(decode, language=check_language(decode.language))
+    options = replace(options, decode=decode)
     settings = replace(settings or EngineSettings(), **engine_settings)
     recordings, problems = expand_inputs(list(inputs), oracle_segments)
     if problems:
@@ -81,15 +85,11 @@ def transcribe(
 def transcribe_recording(
     rec: Recording, engine: Engine, options: TranscribeOptions, audio: Audio | None = None
 ) -> Iterator[Segment]:
-    """One recording's segments, channels merged in time order."""
+    """One recording's segments, channels merged in time order; a whole-file manifest row
+    (`rec.utterance`) gives one segment named by its id."""
     if audio is None:
         audio = load_audio(rec.path, split_channels=needs_split(rec, options))
-    for span in rec.spans or []:
-        if span.channel >= len(audio.channels):
-            raise SbasrError(
-                f"{rec.path}: segment {span.id or span.start} is on channel {span.channel}, "
-                f"but the audio has {len(audio.channels)}"
-            )
+    _check_spans(rec, audio)
     streams = []
     for index, samples in enumerate(audio.channels):
         if rec.spans is not None:
@@ -99,7 +99,39 @@ def transcribe_recording(
             spans = vad_spans(samples, channel=index, speaker=speaker)
         if spans:
             streams.append(_channel_segments(rec, engine, samples, spans, options))
-    yield from heapq.merge(*streams, key=lambda s: (s.start, s.channel))
+    merged = heapq.merge(*streams, key=lambda s: (s.start, s.channel))
+    if rec.utterance:
+        yield _join_utterance(rec, merged, audio.duration)
+    else:
+        yield from merged
+
+
+# Oracle segments may end this far past the audio (rounded times) without a warning.
+_END_SLACK = 0.5
+
+
+def _check_spans(rec: Recording, audio: Audio) -> None:
+    """A segment on a channel the audio lacks is an error; segments past the end of the
+    audio (wrong times, or a truncated file) are a warning naming the first of them:
+    their text is cut short or empty, which must not pass unnoticed."""
+    for span in rec.spans or []:
+        if span.channel >= len(audio.channels):
+            raise SbasrError(
+                f"{rec.path}: segment {span.id or span.start} is on channel {span.channel}, "
+                f"but the audio has {len(audio.channels)}"
+            )
+    late = [s for s in rec.spans or [] if s.end > audio.duration + _END_SLACK]
+    if late:
+        first = late[0]
+        what = f"segment {first.id or first.start} ({first.start:.2f}-{first.end:.2f} s)"
+        what += f" and {len(late) - 1} more run" if len(late) > 1 else " runs"
+        whose = "their" if len(late) > 1 else "its"
+        warnings.warn(
+            f"{rec.path}: {what} past the end of the audio at {audio.duration:.2f} s: {whose} "
+            "text is cut short or empty (wrong times, or a truncated file?)",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def needs_split(rec: Recording, options: TranscribeOptions) -> bool:
@@ -119,15 +151,17 @@ def _channel_segments(
     detected: str | None = None
     by_lang: dict[str | None, list[int]] = {}
     for i, span in enumerate(spans):
+        if not len(span.samples(audio)):  # past the end of the audio (warned): no text
+            continue
         if fixed:
             lang = fixed
         elif span.language:  # an oracle segment's own language
             lang = language_code(span.language)
         elif options.language_per_segment:
             lang = engine.detect_language(span.samples(audio))[0]
-        else:  # one language for the recording, detected once on its longest span
+        else:  # one language for the channel, detected once on its longest span
             if detected is None:
-                detected = engine.detect_language(_longest(spans).samples(audio))[0]
+                detected = engine.detect_language(_longest(spans, audio).samples(audio))[0]
             lang = detected
         by_lang.setdefault(lang, []).append(i)
     groups = list(by_lang.items())
@@ -135,7 +169,8 @@ def _channel_segments(
     streams = []
     for lang, indices in groups:
         chosen = [spans[i] for i in indices]
-        oracle = chosen[0].id is not None
+        # One segment per oracle span or manifest row: timestamp tokens would be dropped.
+        oracle = chosen[0].id is not None or rec.utterance
         opts = replace(decode, language=lang, timestamps=decode.timestamps and not oracle)
         streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
     merged = heapq.merge(*streams, key=lambda s: s[1].start)
@@ -202,5 +237,28 @@ def _join_oracle(
         )
 
 
-def _longest(spans: list[Span]) -> Span:
-    return max(spans, key=lambda s: s.duration)
+def _join_utterance(rec: Recording, segments: Iterable[Segment], duration: float) -> Segment:
+    """A whole-file manifest row as one segment named by its id: every piece of every
+    channel in time order, over the whole file (a row without speech keeps its id, with
+    no text), so that scoring against the same manifest finds each hypothesis."""
+    parts = list(segments)
+    speakers = {p.speaker for p in parts}
+    probs = [p.avg_logprob for p in parts if p.avg_logprob is not None]
+    return Segment(
+        rec.id,
+        rec.id,
+        0.0,
+        duration,
+        " ".join(p.text.strip() for p in parts if p.text.strip()),
+        speakers.pop() if len(speakers) == 1 else None,
+        parts[0].channel if parts else 0,
+        parts[0].language if parts else language_code(rec.language),
+        [w for p in parts for w in p.words],
+        float(np.mean(probs)) if probs else None,
+        max((p.no_speech_prob or 0.0) for p in parts) if parts else None,
+    )
+
+
+def _longest(spans: list[Span], audio: np.ndarray) -> Span:
+    """The span with the most audio (a segment past the end of the file has none)."""
+    return max(spans, key=lambda s: len(s.samples(audio)))

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 from faster_whisper.utils import format_timestamp
 
+from ..errors import SbasrError
 from ..io.files import write_atomic
 from .pipeline import Segment
 
@@ -116,5 +117,24 @@ WRITERS: dict[str, type[Writer]] = {
 }
 
 
+# Formats whose renderings of several recordings, one after another, are still one valid
+# stream (a line per segment): what `-o -` writes for any number of recordings.
+STREAM_FORMATS = ("txt", "keyed")
+
+
 def writers_for(fmt: str) -> list[Writer]:
     return [cls() for cls in WRITERS.values()] if fmt == "all" else [WRITERS[fmt]()]
+
+
+def check_stdout(fmt: str, recordings: int) -> None:
+    """Whether `fmt` can go to standard output (`-o -`) for `recordings` recordings: txt and
+    keyed always; srt, vtt, json and tsv are one document per recording, so only for one;
+    `all` never (six files per recording). An SbasrError says what to do instead."""
+    if fmt == "all":
+        raise SbasrError("-o -: --format all writes six files per recording: give an --output-dir")
+    if fmt not in STREAM_FORMATS and recordings > 1:
+        raise SbasrError(
+            f"-o -: --format {fmt} is one document per recording and {recordings} recordings "
+            f"were given: use --format {' or '.join(STREAM_FORMATS)} for one stream, or an "
+            "--output-dir"
+        )

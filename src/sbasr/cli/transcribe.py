@@ -43,7 +43,13 @@ def transcribe(
         OutputFormat, typer.Option("--format", "-f", help="Output format.")
     ] = OutputFormat.txt,
     output_dir: Annotated[
-        Path | None, typer.Option("--output-dir", "-o", help="Default: beside each input.")
+        Path | None,
+        typer.Option(
+            "--output-dir",
+            "-o",
+            help="Default: beside each input. '-': standard output (txt and keyed; other "
+            "formats for one recording).",
+        ),
     ] = None,
     skip_existing: Annotated[
         bool, typer.Option(help="Skip recordings whose outputs exist (resume a batch).")
@@ -52,30 +58,40 @@ def transcribe(
     given: dict[str, Any],
 ) -> None:
     """Transcribe recordings into timed, speaker-attributed transcripts."""
-    from rich.console import Console
+    import warnings
 
-    from ..asr.engines.base import load_engine
+    from rich.console import Console
+    from rich.markup import escape
+
+    from ..asr.engines import base
     from ..asr.inputs import MANIFEST_SUFFIXES, expand_inputs
     from ..asr.options import options_from
-    from ..asr.runner import run_batch
-    from ..asr.writers import writers_for
+    from ..asr.runner import check_output_dir, report_warnings, run_batch
+    from ..asr.writers import check_stdout, writers_for
 
-    try:  # an option the engine cannot honour fails here, before any model loads
+    try:  # a bad option or language fails here, before the inputs are read or a model loads
         options, settings = options_from(engine.value, given)
     except SbasrError as e:
         raise fail(e) from None
     err = Console(stderr=True)
     recordings, problems = expand_inputs(files, oracle_segments=segments)
     for _, message in problems:
-        err.print(f"[red]sbasr: error:[/] {message}", soft_wrap=True, highlight=False)
+        err.print(f"[red]sbasr: error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     if not recordings:
         raise typer.Exit(2)
-    try:
-        asr = load_engine(engine.value, model, settings)
+    dash = output_dir is not None and str(output_dir) == "-"
+    try:  # where outputs go is checked before anything loads or is decoded
+        if dash:
+            check_stdout(output_format.value, len(recordings))
+        elif output_dir is not None:
+            check_output_dir(output_dir)
+        with warnings.catch_warnings(record=True) as caught:
+            asr = base.load_engine(engine.value, model, settings)
     except SbasrError as e:
         raise fail(e) from None
-    # One audio file in txt and nowhere to put it: the transcript goes to stdout.
-    to_stdout = (
+    report_warnings(caught, err)
+    # `-o -`, or one audio file in txt and nowhere to put it: the transcript goes to stdout.
+    to_stdout = dash or (
         output_dir is None
         and output_format == OutputFormat.txt
         and len(recordings) == 1
@@ -88,7 +104,7 @@ def transcribe(
         asr,
         options,
         writers_for(output_format.value),
-        output_dir,
+        None if dash else output_dir,
         to_stdout=to_stdout,
         skip_existing=skip_existing,
         console=err,
@@ -105,7 +121,7 @@ def transcribe(
     if failures:
         err.print("failed:", highlight=False)
         for _, message in failures:
-            err.print(f"  {message}", soft_wrap=True, highlight=False)
+            err.print(f"  {escape(message)}", soft_wrap=True, highlight=False)
         raise typer.Exit(1)
 
 

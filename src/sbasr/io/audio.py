@@ -7,6 +7,8 @@ more channels, so the resampling here keeps every channel when asked to.
 from __future__ import annotations
 
 import os
+import struct
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +31,9 @@ class Audio:
 
 
 def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Audio:
-    """Decode `path`; mixed down to mono unless `split_channels`."""
+    """Decode `path`; mixed down to mono unless `split_channels`. A WAV file shorter than
+    its header says (an interrupted copy or recording) is a warning: FFmpeg decodes what
+    is there without a word."""
     import av
 
     try:
@@ -62,8 +66,44 @@ def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Au
             raise SbasrError(f"{path}: cannot decode audio: {_reason(e)}") from None
     if filled == 0:
         raise SbasrError(f"{path}: the audio stream is empty")
+    cut = truncated_wav(path)
+    if cut is not None:
+        warnings.warn(
+            f"{path}: the file is truncated: its header says {cut[0]:.2f} s, it holds "
+            f"{cut[1]:.2f} s; transcribing what is there",
+            UserWarning,
+            stacklevel=2,
+        )
     data = data[:, :filled]
     return Audio(str(path), [np.ascontiguousarray(ch) for ch in data])
+
+
+def truncated_wav(path: str | os.PathLike[str]) -> tuple[float, float] | None:
+    """(seconds the header declares, seconds the file holds) of a WAV file cut short; None
+    for a whole file, a header that declares no length (streamed WAV, RF64), or another
+    format."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if len(head) < 12 or head[:4] not in (b"RIFF", b"RIFX") or head[8:] != b"WAVE":
+                return None
+            order = "<" if head[:4] == b"RIFF" else ">"
+            size = os.fstat(f.fileno()).st_size
+            byte_rate = 0
+            while len(chunk := f.read(8)) == 8:
+                name, n = chunk[:4], struct.unpack(f"{order}I", chunk[4:])[0]
+                if name == b"data":
+                    present = size - f.tell()
+                    if not byte_rate or n in (0, 0xFFFFFFFF) or n - present <= byte_rate // 100:
+                        return None
+                    return n / byte_rate, present / byte_rate
+                body = f.read(min(n, 16)) if name == b"fmt " else b""
+                if len(body) >= 12:
+                    byte_rate = struct.unpack(f"{order}I", body[8:12])[0]
+                f.seek(n - len(body) + (n & 1), os.SEEK_CUR)  # chunks are padded to even sizes
+    except OSError:
+        return None
+    return None
 
 
 def _append(data: np.ndarray, filled: int, chunk: np.ndarray) -> tuple[np.ndarray, int]:

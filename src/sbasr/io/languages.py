@@ -47,6 +47,127 @@ WHISPER_CODES = frozenset(
     "mg as tt haw ln ha ba jw su yue".split()
 )
 
+# Every language Whisper knows, by the English name its tokenizer gives it (transformers'
+# table, title-cased; a test keeps them equal), and the other names it accepts: what a user
+# may type after --language. `NAMES` above stays the table prompts and reports use.
+WHISPER_NAMES: dict[str, str] = {
+    "en": "English",
+    "zh": "Chinese",
+    "de": "German",
+    "es": "Spanish",
+    "ru": "Russian",
+    "ko": "Korean",
+    "fr": "French",
+    "ja": "Japanese",
+    "pt": "Portuguese",
+    "tr": "Turkish",
+    "pl": "Polish",
+    "ca": "Catalan",
+    "nl": "Dutch",
+    "ar": "Arabic",
+    "sv": "Swedish",
+    "it": "Italian",
+    "id": "Indonesian",
+    "hi": "Hindi",
+    "fi": "Finnish",
+    "vi": "Vietnamese",
+    "he": "Hebrew",
+    "uk": "Ukrainian",
+    "el": "Greek",
+    "ms": "Malay",
+    "cs": "Czech",
+    "ro": "Romanian",
+    "da": "Danish",
+    "hu": "Hungarian",
+    "ta": "Tamil",
+    "no": "Norwegian",
+    "th": "Thai",
+    "ur": "Urdu",
+    "hr": "Croatian",
+    "bg": "Bulgarian",
+    "lt": "Lithuanian",
+    "la": "Latin",
+    "mi": "Maori",
+    "ml": "Malayalam",
+    "cy": "Welsh",
+    "sk": "Slovak",
+    "te": "Telugu",
+    "fa": "Persian",
+    "lv": "Latvian",
+    "bn": "Bengali",
+    "sr": "Serbian",
+    "az": "Azerbaijani",
+    "sl": "Slovenian",
+    "kn": "Kannada",
+    "et": "Estonian",
+    "mk": "Macedonian",
+    "br": "Breton",
+    "eu": "Basque",
+    "is": "Icelandic",
+    "hy": "Armenian",
+    "ne": "Nepali",
+    "mn": "Mongolian",
+    "bs": "Bosnian",
+    "kk": "Kazakh",
+    "sq": "Albanian",
+    "sw": "Swahili",
+    "gl": "Galician",
+    "mr": "Marathi",
+    "pa": "Punjabi",
+    "si": "Sinhala",
+    "km": "Khmer",
+    "sn": "Shona",
+    "yo": "Yoruba",
+    "so": "Somali",
+    "af": "Afrikaans",
+    "oc": "Occitan",
+    "ka": "Georgian",
+    "be": "Belarusian",
+    "tg": "Tajik",
+    "sd": "Sindhi",
+    "gu": "Gujarati",
+    "am": "Amharic",
+    "yi": "Yiddish",
+    "lo": "Lao",
+    "uz": "Uzbek",
+    "fo": "Faroese",
+    "ht": "Haitian Creole",
+    "ps": "Pashto",
+    "tk": "Turkmen",
+    "nn": "Nynorsk",
+    "mt": "Maltese",
+    "sa": "Sanskrit",
+    "lb": "Luxembourgish",
+    "my": "Myanmar",
+    "bo": "Tibetan",
+    "tl": "Tagalog",
+    "mg": "Malagasy",
+    "as": "Assamese",
+    "tt": "Tatar",
+    "haw": "Hawaiian",
+    "ln": "Lingala",
+    "ha": "Hausa",
+    "ba": "Bashkir",
+    "jw": "Javanese",
+    "su": "Sundanese",
+    "yue": "Cantonese",
+}
+_NAME_ALIASES = {
+    "burmese": "my",
+    "valencian": "ca",
+    "flemish": "nl",
+    "haitian": "ht",
+    "letzeburgesch": "lb",
+    "pushto": "ps",
+    "panjabi": "pa",
+    "moldavian": "ro",
+    "moldovan": "ro",
+    "sinhalese": "si",
+    "castilian": "es",
+    "mandarin": "zh",
+    "filipino": "tl",
+}
+
 # Languages written without spaces between words: their error rate is a CER.
 CHAR_LANGUAGES = frozenset({"ja", "ko", "th", "zh", "yue"})
 
@@ -77,6 +198,32 @@ def to_code(language: str) -> str | None:
     if re.fullmatch(r"[a-z]{2,3}", low):
         return low
     return None
+
+
+_USER_NAMES = {
+    **{n.lower(): c for c, n in WHISPER_NAMES.items()},
+    **{n.lower(): c for c, n in NAMES.items()},
+    **_NAME_ALIASES,
+}
+
+
+def user_language(text: str) -> str | None:
+    """The code of a language a user names: a Whisper code or an English name, in any case
+    ("it", "IT", "italian"), or a locale of a known code ("pt_BR", "zh-CN"); None for
+    anything else. Stricter than `to_code`, which lets unknown codes through for the
+    languages manifests and keys carry."""
+    low = text.strip().lower()
+    if low in WHISPER_CODES:
+        return low
+    if low in _USER_NAMES:
+        return _USER_NAMES[low]
+    locale = re.fullmatch(r"([a-z]{2,3})[-_][a-z]{2,4}", low)
+    return locale.group(1) if locale and locale.group(1) in WHISPER_CODES else None
+
+
+def language_choices() -> list[str]:
+    """Every code and name `user_language` accepts (for suggestions)."""
+    return sorted(WHISPER_CODES | set(_USER_NAMES))
 
 
 def from_key(key: str) -> str | None:

@@ -7,7 +7,11 @@ here, and the CLI reads those at parse time.
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from ..errors import SbasrError
 
 CONFIG_NAME = "sbasr-speechllm.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -65,3 +69,31 @@ class SpeechLLMConfig:
             if name in values:
                 values[name] = tuple(values[name])
         return cls(**values)
+
+
+def read_config(directory: str | Path) -> SpeechLLMConfig:
+    """The configuration saved in a model directory. A missing, unreadable, truncated or
+    otherwise invalid file is an SbasrError naming it, never a JSON traceback."""
+    path = Path(directory) / CONFIG_NAME
+    if not path.is_file():
+        raise SbasrError(
+            f"{directory}: not a Speech-LLM model directory (no {CONFIG_NAME}); train one "
+            "with: sbasr finetune --arch speechllm --train DATA --output-dir DIR"
+        )
+    damaged = "the file is damaged or incomplete: copy it again from the training run"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except OSError as e:
+        raise SbasrError(f"{path}: cannot read it: {e.strerror or e}") from None
+    except UnicodeDecodeError:
+        raise SbasrError(f"{path}: not text; {damaged}") from None
+    except json.JSONDecodeError as e:
+        raise SbasrError(
+            f"{path}: not valid JSON ({e.msg}, line {e.lineno} column {e.colno}); {damaged}"
+        ) from None
+    if not isinstance(data, dict):
+        raise SbasrError(f"{path}: not a Speech-LLM configuration (no JSON object); {damaged}")
+    try:
+        return SpeechLLMConfig.from_dict(data)
+    except (TypeError, ValueError) as e:
+        raise SbasrError(f"{path}: not a Speech-LLM configuration ({e}); {damaged}") from None

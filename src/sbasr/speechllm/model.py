@@ -23,7 +23,7 @@ from ..errors import SbasrError
 from ..io.audio import SAMPLE_RATE
 from ..io.files import write_atomic
 from ..io.languages import name as language_name
-from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig
+from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig, read_config
 from .encoders import align_frames, frame_mask, load_encoder
 from .fusion import Fusion
 from .llm import load_llm
@@ -98,16 +98,21 @@ class SpeechLLM(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> SpeechLLM:
-        """A trained model from its directory."""
+        """A trained model from its directory. Its files are read (and a damaged one is an
+        error naming it) before the encoders and the LLM are built."""
         directory = Path(directory)
-        if not (directory / CONFIG_NAME).is_file():
-            raise SbasrError(
-                f"{directory}: not a Speech-LLM model directory (no {CONFIG_NAME}); train one "
-                "with: sbasr finetune --arch speechllm --train DATA --output-dir DIR"
-            )
-        config = SpeechLLMConfig.from_dict(json.loads((directory / CONFIG_NAME).read_text()))
+        config = read_config(directory)
+        state, adapter = read_trained(directory)
         model = cls.build(config)
-        model.load_trained(*read_trained(directory))
+        try:
+            model.load_trained(state, adapter)
+        except SbasrError as e:
+            raise SbasrError(f"{directory}: {e}") from None
+        except RuntimeError as e:  # shapes that do not fit: another model's weights
+            reason = str(e).strip().splitlines()[-1].strip()
+            raise SbasrError(
+                f"{directory / WEIGHTS_NAME}: the weights do not fit the configuration ({reason})"
+            ) from None
         return model.eval()
 
     def _encoders(self) -> list[nn.Module]:
@@ -465,16 +470,28 @@ class RepetitionStop:
 
 
 def read_trained(directory: str | Path) -> tuple[dict, dict | None]:
-    """The trained weights saved in `directory`: (model.safetensors, LLM adapter or None)."""
-    from safetensors.torch import load_file
-
+    """The trained weights saved in `directory`: (model.safetensors, LLM adapter or None);
+    a truncated, empty or foreign file is an SbasrError naming it."""
     directory = Path(directory)
     if not (directory / WEIGHTS_NAME).is_file():
         raise SbasrError(f"{directory}: no {WEIGHTS_NAME}")
-    state = load_file(str(directory / WEIGHTS_NAME))
+    state = _load_weights(directory / WEIGHTS_NAME)
     adapter_file = directory / ADAPTER_DIR / "adapter_model.safetensors"
-    adapter = load_file(str(adapter_file)) if adapter_file.is_file() else None
+    adapter = _load_weights(adapter_file) if adapter_file.is_file() else None
     return state, adapter
+
+
+def _load_weights(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # SafetensorError (bad header), OSError, a foreign format
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise SbasrError(
+            f"{path}: cannot read the weights ({reason}); the file is damaged or incomplete: "
+            "copy it again from the training run"
+        ) from None
 
 
 def average_trained(directories: list[Path]) -> tuple[dict, dict | None]:

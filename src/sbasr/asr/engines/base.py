@@ -9,6 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ...errors import SbasrError
 from ..options import DecodeOptions, EngineSettings, engine_options
 from ..segments import Span
 
@@ -60,3 +61,9 @@ def load_engine(name: str, model: str | None, settings: EngineSettings | None = 
     from .whisper import WhisperEngine
 
     return WhisperEngine(model, settings)
+
+
+def no_gpu() -> SbasrError:
+    """What `--device cuda` without a visible GPU says, plainly, before a model loads (the
+    runtimes' own words, "CUDA driver version is insufficient", send users astray)."""
+    return SbasrError("--device cuda asked but no CUDA GPU is visible; use --device cpu or auto")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import cast
 
 import numpy as np
@@ -22,7 +23,7 @@ from ...io.audio import SAMPLE_RATE
 from ..options import DecodeOptions, EngineSettings, SpeechLLMDecodeOptions, engine_options
 from ..postprocess import collapse_repetitions
 from ..segments import Span
-from .base import Decoded
+from .base import Decoded, no_gpu
 
 
 class SpeechLLMEngine:
@@ -31,8 +32,6 @@ class SpeechLLMEngine:
     def __init__(self, model: str | None = None, settings: EngineSettings | None = None) -> None:
         import torch
 
-        from ...speechllm.model import SpeechLLM
-
         if not model:
             raise SbasrError(
                 "the speechllm engine needs a trained model: train one with "
@@ -40,6 +39,12 @@ class SpeechLLMEngine:
                 "pass --model DIR"
             )
         settings = settings or EngineSettings()
+        if settings.device == "cuda" and not torch.cuda.is_available():
+            raise no_gpu()
+        _not_whisper(model)
+
+        from ...speechllm.model import SpeechLLM
+
         device = settings.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -143,6 +148,27 @@ class SpeechLLMEngine:
             logging.set_verbosity(verbosity)
             if bars:
                 logging.enable_progress_bar()
+
+
+def _not_whisper(model: str) -> None:
+    """A Whisper model given to this engine (an embedded name, a CTranslate2 directory or
+    its parent, a transformers Whisper directory) is an error that names the right engine."""
+    from ...speechllm.config import CONFIG_NAME
+    from ...whisper.models import EMBEDDED, is_ct2_dir, is_transformers_whisper
+
+    path = Path(model).expanduser()
+    if (path / CONFIG_NAME).is_file():
+        return
+    if (
+        model in EMBEDDED
+        or is_ct2_dir(path)
+        or is_ct2_dir(path / "ct2")
+        or is_transformers_whisper(path)
+    ):
+        raise SbasrError(
+            f"{model}: a Whisper model, not a Speech-LLM: transcribe with --engine whisper "
+            f"--model {model}"
+        )
 
 
 POOR_DEV_WER = 0.5

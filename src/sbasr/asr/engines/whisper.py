@@ -10,21 +10,30 @@ import numpy as np
 
 from ...errors import SbasrError
 from ...io.audio import SAMPLE_RATE
+from ...speechllm.config import CONFIG_NAME as SPEECHLLM_CONFIG
 from ...whisper.models import DEFAULT_MODEL, resolve_model
 from ..options import DecodeOptions, EngineSettings, WhisperDecodeOptions, engine_options
 from ..postprocess import collapse_repetitions
 from ..segments import Span
-from .base import Decoded, Word
+from .base import Decoded, Word, no_gpu
 
 
 class WhisperEngine:
     name = "whisper"
 
     def __init__(self, model: str | None = None, settings: EngineSettings | None = None) -> None:
+        import ctranslate2
         from faster_whisper import WhisperModel
 
         settings = settings or EngineSettings()
+        if settings.device == "cuda" and ctranslate2.get_cuda_device_count() == 0:
+            raise no_gpu()
         self.model_name = model or DEFAULT_MODEL
+        if (Path(self.model_name).expanduser() / SPEECHLLM_CONFIG).is_file():
+            raise SbasrError(
+                f"{self.model_name}: a Speech-LLM model directory (it has {SPEECHLLM_CONFIG}), "
+                f"not a Whisper model: transcribe with --engine speechllm --model {self.model_name}"
+            )
         path = resolve_model(self.model_name)
         try:
             self.model = WhisperModel(
