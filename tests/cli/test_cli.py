@@ -187,16 +187,3 @@ def test_readme_score_example_prints_what_the_readme_shows(tmp_path):
         out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert [ln.rstrip() for ln in out.stdout.splitlines()] == block[at + 1 : end]
-
-
-def test_readme_first_command_transcribes_with_the_embedded_default(tmp_path):
-    if shutil.which("espeak-ng") is None:
-        pytest.skip("needs espeak-ng")
-    readme = (ROOT / "README.md").read_text("utf-8")
-    first = next(ln for ln in readme.splitlines() if ln.startswith("pip install torch"))
-    # Everything after the installs, run from a copy so that the repository stays clean.
-    steps = first.split(" && ", 2)[2].replace("sbasr ", f"{sys.executable} -m sbasr ")
-    (tmp_path / "examples").mkdir()
-    out = subprocess.run(["bash", "-c", steps], cwd=tmp_path, capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    assert "thank you for calling" in out.stdout.lower()
