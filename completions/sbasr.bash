@@ -102,7 +102,7 @@ _sbasr() {
                 --encoder-cache-dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --train --dev --output-dir -o --model -m --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-resume --resume --deepspeed --num-workers --method --freeze-encoder --no-freeze-encoder --no-spec-augment --spec-augment --layer-lr-decay --lora-r --lora-alpha --lora-dropout --lora-targets --export --no-export --quantization --encoder2 --fusion --projector --llm --prompt --train-encoder --stage --stages --init --batch-seconds --average-best --select-by --patience --hypothesis --no-hypothesis --hypothesis-model --ctc-weight --chat-template --no-chat-template --encoder-cache --encoder-cache-dir --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --train --dev --output-dir -o --model -m --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-resume --resume --no-overwrite --overwrite --deepspeed --num-workers --method --freeze-encoder --no-freeze-encoder --no-spec-augment --spec-augment --layer-lr-decay --lora-r --lora-alpha --lora-dropout --lora-targets --export --no-export --quantization --encoder2 --fusion --projector --llm --prompt --train-encoder --stage --stages --init --batch-seconds --average-best --select-by --patience --hypothesis --no-hypothesis --hypothesis-model --ctc-weight --chat-template --no-chat-template --encoder-cache --encoder-cache-dir --help" -- "$cur"))
             else
                 :
             fi ;;
@@ -113,7 +113,7 @@ _sbasr() {
                 --output-dir|-o) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--to --quantization --output-dir -o --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--to --quantization --output-dir -o --no-overwrite --overwrite --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;

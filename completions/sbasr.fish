@@ -29,7 +29,7 @@ complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l language-per-se
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l device -x -a 'auto cpu cuda' -d 'Where to run'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l compute-type -x -d 'CTranslate2 compute type: auto, int8, float16, float32 '
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l threads -x -d 'CPU threads; 0 = all cores'
-complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l language -s l -x -d 'Force a language (else detected)'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l language -s l -x -d 'Force a language, as a code or an English name: it, Italian (else detected)'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l beam-size -x -d 'Beam width'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l batch-size -x -d 'Segments decoded together'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l max-new-tokens -x -d 'Longest text per segment, in tokens (None: as long as the model allows)'
@@ -62,7 +62,8 @@ complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l seed -x -d 'Seed 
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l precision -x -a 'auto fp32 fp16 bf16' -d 'auto: what the device has'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l gradient-checkpointing -l no-gradient-checkpointing -d 'Trade compute for memory'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l speed-perturb -x -d 'Speed factors to draw from, e.g'
-complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l no-resume -l resume -d 'Go on from the last checkpoint'
+complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l no-resume -l resume -d 'Go on from the last complete checkpoint'
+complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l no-overwrite -l overwrite -d 'Train anew in an --output-dir that holds an earlier run or other files (the earlier run\'s checkpoints, model and export are replaced, nothing else)'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l deepspeed -r -F -d 'A DeepSpeed config (JSON)'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l num-workers -x -d 'Data loader processes'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l method -x -a 'lora full' -d 'whisper: lora or all weights'
@@ -97,6 +98,7 @@ complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l help -d 'Show thi
 complete -c sbasr -n '__fish_seen_subcommand_from export' -l to -x -a 'ct2' -d 'Target format'
 complete -c sbasr -n '__fish_seen_subcommand_from export' -l quantization -x -a 'int8 int8_float16 int8_float32 float16 bfloat16 float32' -d 'Weight type of the export'
 complete -c sbasr -n '__fish_seen_subcommand_from export' -l output-dir -s o -r -F -d 'Default: MODEL_DIR/ct2'
+complete -c sbasr -n '__fish_seen_subcommand_from export' -l no-overwrite -l overwrite -d 'Write the export into a folder that holds other files (they are kept); an earlier export of the same model is replaced without it'
 complete -c sbasr -n '__fish_seen_subcommand_from export' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from export' -F
 # subcommands: score transcribe models finetune export

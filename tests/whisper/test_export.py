@@ -71,6 +71,8 @@ def test_lora_adapter_is_merged_on_export(clip_path, tmp_path):
     assert out.returncode == 0, out.stderr
     ct2 = adapter / "ct2"
     assert "sbasr transcribe --model" in out.stdout and (ct2 / "model.bin").exists()
+    # what faster-whisper reads beside the model, though the adapter carries neither
+    assert (ct2 / "tokenizer.json").exists() and (ct2 / "preprocessor_config.json").exists()
 
     # The export decodes exactly as the merged transformers model does.
     merged = lora.merge_and_unload().eval()

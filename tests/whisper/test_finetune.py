@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import MISSING, Field, fields
@@ -98,7 +99,8 @@ def test_check_drops_and_counts_bad_rows(tmp_path):
     )
     assert found == (["nofile"], ["broken"], ["empty"], ["long"], ["klingon"])
     text = "\n".join(report.lines())
-    assert "1 of 6 examples kept" in text and "skipped 1 with over 30 s" in text
+    assert "1 of 6 examples kept" in text and "skipped 1 row over 30 s; first: long" in text
+    assert "skipped 1 row with an unknown language; first: klingon (tlh)" in text
 
 
 @needs_espeak
@@ -132,16 +134,25 @@ def test_lora_run_leaves_a_transcribable_directory(corpus, tiny_model, tmp_path)
         "8",
         "--quantization",
         "float32",
+        "--gradient-checkpointing",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "train: 4 of 4 examples kept" in result.stderr
+    # nothing a user cannot act on: no library warnings (peft, transformers, torch), no
+    # empty plot legend (a run shorter than --logging-steps logs no training loss)
+    assert not re.search(r"Warning\b|warnings\.warn|\[transformers\]", result.stderr), (
+        result.stderr[-3000:]
+    )
     for name in (
         "adapter_config.json",
         "adapter_model.safetensors",
         "sbasr-finetune.json",
         "training.png",
+        "preprocessor_config.json",
         "ct2/model.bin",
         "ct2/tokenizer.json",
+        "ct2/preprocessor_config.json",  # the adapter's export, as faster-whisper reads it
+        "ct2/sbasr-export.json",
     ):
         assert (out / name).exists(), name
     assert list((out / "logs").iterdir())  # tensorboard events
@@ -171,6 +182,7 @@ FLAGS = {
     *("--layer-lr-decay", "--select-by", "--patience", "--hypothesis", "--no-hypothesis"),
     *("--hypothesis-model", "--encoder-cache", "--encoder-cache-dir", "--ctc-weight"),
     *("--chat-template", "--no-chat-template"),
+    *("--overwrite", "--no-overwrite"),
 }
 
 
@@ -261,6 +273,15 @@ def test_finetune_passes_what_was_typed_and_prints_how_to_transcribe(monkeypatch
     assert run.stderr.splitlines()[-1] == (
         "done: out; transcribe with: sbasr transcribe --model out FILES"
     )
+    # an adapter left unexported is no model `transcribe` loads: the hint exports it first
+    run = runner.invoke(app, ["finetune", "--train", "t.jsonl", "-o", "out", "--no-export"])
+    assert run.exit_code == 0, run.output
+    assert run.stderr.splitlines()[-1] == (
+        "done: out; export, then transcribe with: sbasr export out; "
+        "sbasr transcribe --model out FILES"
+    )
+    run = runner.invoke(app, ["finetune", "--train", "t.jsonl", "-o", "out", "--overwrite"])
+    assert run.exit_code == 0 and seen[-1].overwrite, run.output
     typed = ["--stage", "2", "--lora-targets", "q_proj,v_proj", "--speed-perturb", "0.9,1.1"]
     typed += ["--fusion", "bi-cross", "--init", "s1", "--no-resume", "-m", "tiny"]
     run = runner.invoke(

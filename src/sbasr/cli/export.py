@@ -26,12 +26,22 @@ def export(
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", "-o", help="Default: MODEL_DIR/ct2.")
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            help="Write the export into a folder that holds other files (they are kept); "
+            "an earlier export of the same model is replaced without it."
+        ),
+    ] = False,
 ) -> None:
     """Export a fine-tuned Whisper to CTranslate2 (LoRA merged), for fast decoding."""
     from ..whisper.ct2 import export_ct2
 
     try:
-        out = export_ct2(model_dir, output_dir, quantization.value)
+        out = export_ct2(model_dir, output_dir, quantization.value, overwrite=overwrite)
     except SbasrError as e:
         raise fail(e) from None
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise fail(SbasrError(f"{where}{e.strerror or e}")) from None
     typer.echo(f"exported to {out}; use it with: sbasr transcribe --model {out}")

@@ -7,6 +7,7 @@ flag of the other architecture than the one asked for is a usage error, never ig
 from __future__ import annotations
 
 from dataclasses import fields
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -35,17 +36,32 @@ def finetune(
             from ..whisper.finetune import finetune_whisper
 
             out = finetune_whisper(opts, echo=_echo)
-            how = f"sbasr transcribe --model {out} FILES"
         else:
             from ..speechllm.train import finetune_speechllm
 
             out = finetune_speechllm(opts, echo=_echo)
-            how = f"sbasr transcribe --engine speechllm --model {out} FILES"
     except SbasrError as e:
         raise fail(e) from None
     except ValueError as e:  # transformers' checks of its arguments, e.g. --lr-scheduler
         raise fail(SbasrError(str(e))) from None
-    typer.echo(f"done: {out}; transcribe with: {how}", err=True)
+    except OSError as e:  # a disk that fills up or goes read-only during the run
+        where = f"{e.filename}: " if e.filename else ""
+        raise fail(SbasrError(f"{where}{e.strerror or e}")) from None
+    typer.echo(f"done: {out}; {next_step(name, opts, out)}", err=True)
+
+
+def next_step(arch: str, opts: Any, out: Path) -> str:
+    """How to use what was trained, as commands that work on it as it is: a Whisper LoRA
+    adapter left unexported (--no-export) needs `sbasr export` first, which `sbasr
+    transcribe --model` then finds in the folder."""
+    if arch == "speechllm":
+        return f"transcribe with: sbasr transcribe --engine speechllm --model {out} FILES"
+    if not opts.export and opts.method == "lora":
+        return (
+            f"export, then transcribe with: sbasr export {out}; "
+            f"sbasr transcribe --model {out} FILES"
+        )
+    return f"transcribe with: sbasr transcribe --model {out} FILES"
 
 
 def _options(arch: str, given: dict[str, Any]) -> Any:

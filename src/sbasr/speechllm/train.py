@@ -10,7 +10,6 @@ OUT/stageN (checkpoints, logs); the final model is written to OUT itself, which
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
 import time
@@ -22,10 +21,18 @@ import numpy as np
 from ..errors import SbasrError
 from ..io.audio import SAMPLE_RATE
 from ..options import check_choices
-from ..training.arguments import last_checkpoint, tensorboard, training_arguments
+from ..training.arguments import checkpoints, last_checkpoint, tensorboard, training_arguments
 from ..training.data import Example, error_rates, load_example_audio
 from ..training.dataset import AudioDataset, load_data, perturb
 from ..training.options import TrainOptions
+from ..training.output import (
+    RUN_CONFIG,
+    check_not_a_file,
+    contents,
+    ensure_writable_dir,
+    is_main_process,
+    refuse_earlier_run,
+)
 from ..training.record import plot_history, save_config
 from .cache import EncoderCache, audio_key
 from .model import CONFIG_NAME, SpeechLLM, average_trained, read_trained
@@ -321,17 +328,10 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
         raise SbasrError(str(e)) from None
     if "{language}" not in opts.prompt:
         raise SbasrError("the prompt must contain {language}")
-    if not opts.resume and any(last_checkpoint(str(out / f"stage{s}")) for s in stages):
-        raise SbasrError(
-            f"{out}: holds checkpoints of an earlier run; use --resume, or another --output-dir"
-        )
+    prepare_output(opts, stages, echo)
     set_seed(opts.seed)
-    train, dev = load_data(opts, echo)
-    if any(ex.language is None for ex in train + dev):
-        raise SbasrError(
-            "some examples have no language; give one in the data (the "
-            "Speech-LLM is prompted with it)"
-        )
+    # the Speech-LLM is prompted with each row's language: rows without one are skipped
+    train, dev = load_data(opts, echo, need_language=True)
     model = _initial_model(opts, stages, echo)
     for stage in stages:
         stage_dir = out / f"stage{stage}"
@@ -341,13 +341,48 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
             model.load_trained(*read_trained(stage_dir))
             continue
         _train_stage(model, stage, stage_dir, train, dev, opts, echo, callbacks)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun, the first process writes
+    if not is_main_process():  # under torchrun, the first process writes
         return out
     model.save(out)
     plot = out / f"stage{stages[-1]}" / "training.png"
     if plot.is_file():
         shutil.copy2(plot, out / "training.png")
     return out
+
+
+def prepare_output(opts: SpeechLLMOptions, stages: tuple[int, ...], echo=print) -> None:
+    """Check the output directory before anything is loaded. The stages to train must not
+    hold an earlier run's output (checkpoints, a finished stage) unless --resume or
+    --overwrite says what to do with it; an earlier stage another run left is what a later
+    stage starts from (`--stages 2` after `--stages 1`). A folder that is no Speech-LLM
+    run at all is refused unless --overwrite."""
+    out = Path(opts.output_dir)
+    check_not_a_file(out)
+    if opts.resume and opts.overwrite:
+        raise SbasrError("--resume goes on from the earlier run, --overwrite replaces it: give one")
+    if not opts.resume:
+        # a stage trained anew makes the stages after it stale too
+        ours = [out / f"stage{s}" for s in (1, 2) if s >= stages[0]]
+        busy = [d for d in ours if contents(d)]
+        run = (out / CONFIG_NAME).is_file() or any((out / f"stage{s}").is_dir() for s in (1, 2))
+        foreign = bool(contents(out)) and not run
+        if foreign and not opts.overwrite:
+            raise refuse_earlier_run(out, "other files")
+        if busy and not opts.overwrite:
+            kind = "checkpoints" if any(checkpoints(d) for d in busy) else "output"
+            raise SbasrError(
+                f"{busy[0]}: holds {kind} of an earlier run; use --resume to go on from it, "
+                "--overwrite to train anew, or another --output-dir"
+            )
+        for d in busy:
+            if not (d / RUN_CONFIG).is_file():
+                raise SbasrError(f"{d}: not written by sbasr; move it away or use another -o")
+        if is_main_process():
+            for d in busy:
+                shutil.rmtree(d)
+            if busy:
+                echo(f"--overwrite: removed {', '.join(d.name for d in busy)} of the earlier run")
+    ensure_writable_dir(out)
 
 
 def _initial_model(opts: SpeechLLMOptions, stages: tuple[int, ...], echo) -> SpeechLLM:
@@ -399,7 +434,9 @@ def _train_stage(
     args = training_arguments(
         stage_opts, metric, bool(dev), load_best=False, prediction_loss_only=True
     )
-    resume_from = last_checkpoint(str(stage_dir)) if opts.resume else None
+    resume_from = None
+    if opts.resume:  # the last complete checkpoint; incomplete ones are skipped, and said
+        resume_from = last_checkpoint(stage_dir, lambda m: echo(f"stage {stage}: {m}"))
     if resume_from:
         echo(f"stage {stage}: resuming from {resume_from}")
     cache = _encoder_cache(model, opts)

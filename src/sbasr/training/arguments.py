@@ -3,10 +3,27 @@ each run's TensorBoard log, and the checkpoint to resume from."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
+from collections.abc import Callable
+from dataclasses import fields
 from pathlib import Path
 
 from .options import TrainOptions
+
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# what a checkpoint's weights are saved as: transformers, peft, sbasr's Speech-LLM (its own
+# model.safetensors), sharded; DeepSpeed and FSDP write folders of their own
+_WEIGHTS = (
+    "model.safetensors",
+    "adapter_model.safetensors",
+    "pytorch_model.bin",
+    "adapter_model.bin",
+    "model.safetensors.index.json",
+    "pytorch_model.bin.index.json",
+)
+_WEIGHT_DIRS = ("global_step", "pytorch_model_fsdp")
 
 
 def precision_flags(precision: str) -> dict:
@@ -37,8 +54,9 @@ def training_arguments(
     from transformers import Seq2SeqTrainingArguments
 
     save_steps = opts.save_steps or opts.eval_steps
+    cuda = _has_cuda()
     distributed = {}
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not _has_cuda():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not cuda:
         # torchrun on CPUs: NCCL needs GPUs, and accelerate only spreads over CPU
         # processes when told it runs on the CPU
         distributed.update(ddp_backend="gloo", use_cpu=True)
@@ -64,8 +82,9 @@ def training_arguments(
         report_to="none",
         seed=opts.seed,
         data_seed=opts.seed,
-        gradient_checkpointing=opts.gradient_checkpointing,
+        **_checkpointing(Seq2SeqTrainingArguments, opts.gradient_checkpointing),
         remove_unused_columns=False,
+        dataloader_pin_memory=cuda,  # pinned memory only helps copies to a GPU
         dataloader_num_workers=opts.num_workers,
         deepspeed=opts.deepspeed,
         ddp_find_unused_parameters=False,
@@ -73,6 +92,20 @@ def training_arguments(
         **{**precision_flags(opts.precision), **distributed},
         **more,
     )
+
+
+def _checkpointing(args_class: type, on: bool) -> dict:
+    """Activation (gradient) checkpointing under the name this transformers takes (5.x
+    renamed it and warns at the old one), non-reentrant said explicitly, as torch asks."""
+    names = {f.name for f in fields(args_class)}
+    name = (
+        "activation_checkpointing"
+        if "activation_checkpointing" in names
+        else "gradient_checkpointing"
+    )
+    if not on:
+        return {name: False}
+    return {name: True, f"{name}_kwargs": {"use_reentrant": False}}
 
 
 def tensorboard(log_dir: Path):
@@ -97,7 +130,54 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def last_checkpoint(output_dir: str) -> str | None:
-    from transformers.trainer_utils import get_last_checkpoint
+def checkpoints(output_dir: str | os.PathLike[str]) -> list[Path]:
+    """The `checkpoint-N` folders of a run, by step, complete or not."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    found = [
+        (int(m[1]), p) for p in root.iterdir() if (m := _CHECKPOINT.match(p.name)) and p.is_dir()
+    ]
+    return [p for _, p in sorted(found)]
 
-    return get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+
+def incomplete(checkpoint: Path) -> str | None:
+    """Why `checkpoint` cannot be resumed from, or None when it is complete.
+
+    The Trainer writes trainer_state.json last, after the weights, optimizer, scheduler and
+    RNG states: a run killed while saving leaves it missing (or cut short)."""
+    state = checkpoint / "trainer_state.json"
+    if not state.is_file():
+        return "no trainer_state.json"
+    try:
+        json.loads(state.read_text("utf-8"))
+    except (OSError, ValueError):
+        return "trainer_state.json cut short"
+    has_weights = any((checkpoint / name).is_file() for name in _WEIGHTS) or any(
+        p.is_dir() and p.name.startswith(_WEIGHT_DIRS) for p in checkpoint.iterdir()
+    )
+    return None if has_weights else "no weights"
+
+
+def last_checkpoint(
+    output_dir: str | os.PathLike[str], echo: Callable[[str], object] | None = None
+) -> str | None:
+    """The last complete checkpoint of a run; newer incomplete ones (a run killed while it
+    saved one) are skipped, and `echo` is told so in one line."""
+    skipped = []
+    for path in reversed(checkpoints(output_dir)):
+        why = incomplete(path)
+        if why is None:
+            if skipped and echo is not None:
+                echo(_skipped_line(skipped))
+            return str(path)
+        skipped.append((path, why))
+    if skipped and echo is not None:
+        echo(_skipped_line(skipped))
+    return None
+
+
+def _skipped_line(skipped: list[tuple[Path, str]]) -> str:
+    names = ", ".join(f"{p.name} ({why})" for p, why in reversed(skipped))
+    plural = "s" if len(skipped) > 1 else ""
+    return f"skipped incomplete checkpoint{plural} {names}, left by a run stopped while saving"

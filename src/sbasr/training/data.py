@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -35,23 +36,30 @@ class DataReport:
     empty_text: list[str] = field(default_factory=list)
     too_long: list[str] = field(default_factory=list)
     unknown_language: list[str] = field(default_factory=list)
+    no_language: list[str] = field(default_factory=list)
     seconds: float = 0.0
     languages: Counter = field(default_factory=Counter)
+    # where the first skipped row of each kind is (file:line, or its id), by list name
+    first: dict[str, str] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         langs = ", ".join(f"{lang or '?'} {n:,}" for lang, n in self.languages.most_common())
         out = [
             f"{self.kept:,} of {self.total:,} examples kept, {self.seconds / 3600:.2f} h; {langs}"
         ]
-        for label, ids in (
-            ("missing audio", self.missing_audio),
-            ("unreadable audio", self.unreadable_audio),
-            ("empty text", self.empty_text),
-            (f"over {MAX_SPAN:.0f} s", self.too_long),
-            ("unknown language", self.unknown_language),
+        for name, label in (
+            ("missing_audio", "with missing audio"),
+            ("unreadable_audio", "with unreadable audio"),
+            ("empty_text", "with empty text"),
+            ("too_long", f"over {MAX_SPAN:.0f} s"),
+            ("unknown_language", "with an unknown language"),
+            ("no_language", "without a language (the model is prompted with one)"),
         ):
+            ids = getattr(self, name)
             if ids:
-                out.append(f"  skipped {len(ids):,} with {label} (first: {ids[0]})")
+                rows = "row" if len(ids) == 1 else "rows"
+                first = self.first.get(name, ids[0])
+                out.append(f"skipped {len(ids):,} {rows} {label}; first: {first}")
         return out
 
 
@@ -61,31 +69,62 @@ def read_examples(source: str | os.PathLike[str]) -> list[Example]:
     return read_utterances(source)
 
 
-def check_examples(examples: list[Example]) -> tuple[list[Example], DataReport]:
+def row_locator(source: str | os.PathLike[str]) -> Callable[[int, Example], str]:
+    """Where example `index` of `read_examples(source)` comes from, for messages: the
+    manifest's `file:line` (one example per non-blank line), else the utterance's id."""
+    path = Path(source)
+    numbers: list[int] = []
+
+    def locate(index: int, ex: Example) -> str:
+        if path.is_file():
+            if not numbers:  # read only when a row is reported
+                text = path.read_text("utf-8-sig", errors="replace")
+                numbers.extend(n for n, line in enumerate(text.splitlines(), 1) if line.strip())
+            if index < len(numbers):
+                return f"{source}:{numbers[index]}"
+        return f"{ex.id} in {source}"
+
+    return locate
+
+
+def check_examples(
+    examples: list[Example],
+    need_language: bool = False,
+    locate: Callable[[int, Example], str] | None = None,
+) -> tuple[list[Example], DataReport]:
     """Drop what cannot be trained on, once, before training: missing or unreadable audio,
-    empty text, segments over 30 s, unknown languages."""
+    empty text, segments over 30 s, unknown languages, and no language where the model is
+    prompted with one (`need_language`). `locate` names a row for the report."""
     report = DataReport(total=len(examples))
     durations: dict[str, float | None] = {}
     kept = []
-    for ex in examples:
+    for index, ex in enumerate(examples):
         if ex.audio not in durations:
             durations[ex.audio] = _probe(ex.audio)
         total = durations[ex.audio]
         if not ex.audio or not Path(ex.audio).exists():
-            report.missing_audio.append(ex.id)
+            skipped = "missing_audio"
         elif total is None:
-            report.unreadable_audio.append(ex.id)
+            skipped = "unreadable_audio"
         elif not ex.text.strip():
-            report.empty_text.append(ex.id)
+            skipped = "empty_text"
         elif (ex.duration if ex.duration is not None else total) > MAX_SPAN:
-            report.too_long.append(ex.id)
+            skipped = "too_long"
         elif ex.language is not None and ex.language not in languages.WHISPER_CODES:
-            report.unknown_language.append(ex.id)
+            skipped = "unknown_language"
+        elif ex.language is None and need_language:
+            skipped = "no_language"
         else:
             # whole files get their probed length, so that batches can be cut by seconds
             kept.append(ex if ex.duration is not None else replace(ex, start=0.0, end=total))
             report.seconds += ex.duration if ex.duration is not None else total
             report.languages[ex.language] += 1
+            continue
+        getattr(report, skipped).append(ex.id)
+        if skipped not in report.first:
+            where = locate(index, ex) if locate else ex.id
+            shown = f" ({ex.language})" if skipped == "unknown_language" else ""
+            report.first[skipped] = where + shown
     report.kept = len(kept)
     return kept, report
 

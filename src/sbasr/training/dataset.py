@@ -6,18 +6,23 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import SbasrError
-from .data import Example, check_examples, load_example_audio, read_examples
+from .data import Example, check_examples, load_example_audio, read_examples, row_locator
 from .options import TrainOptions
 
 
-def load_data(opts: TrainOptions, echo=print) -> tuple[list[Example], list[Example]]:
-    """Train and dev examples, checked once; the summary goes to `echo`."""
+def load_data(
+    opts: TrainOptions, echo=print, need_language: bool = False
+) -> tuple[list[Example], list[Example]]:
+    """Train and dev examples, checked once, before any model is loaded; the summary goes
+    to `echo`. With `need_language` (a model prompted with the language), rows without
+    one are skipped and counted like the other bad rows."""
     sets = []
     for name, source in (("train", opts.train), ("dev", opts.dev)):
         if not source:
             sets.append([])
             continue
-        kept, report = check_examples(read_examples(source))
+        examples = read_examples(source)
+        kept, report = check_examples(examples, need_language, row_locator(source))
         for line in report.lines():
             echo(f"{name}: {line}")
         if not kept:

@@ -41,7 +41,12 @@ class TrainOptions:
     precision: str = option("auto", "auto: what the device has.", choices=PRECISIONS)
     gradient_checkpointing: bool = option(False, "Trade compute for memory.")
     speed_perturb: tuple[float, ...] = option((), "Speed factors to draw from, e.g. 0.9,1.0,1.1.")
-    resume: bool = option(False, "Go on from the last checkpoint.")
+    resume: bool = option(False, "Go on from the last complete checkpoint.")
+    overwrite: bool = option(
+        False,
+        "Train anew in an --output-dir that holds an earlier run or other files (the "
+        "earlier run's checkpoints, model and export are replaced, nothing else).",
+    )
     deepspeed: str | None = option(None, "A DeepSpeed config (JSON).", path=True)
     num_workers: int = option(0, "Data loader processes.", min=0)
 

@@ -27,16 +27,19 @@ def plot_history(history: list[dict], path: Path, metric: str) -> Path | None:
         return None
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
-    if loss:
-        ax.plot(*zip(*loss), label="training loss", color="tab:blue")
     ax.set_xlabel("step")
-    ax.set_ylabel("loss")
+    # a run shorter than --logging-steps has no training loss: no empty axis or legend
+    if loss:
+        ax.plot(
+            *zip(*loss), "o-" if len(loss) == 1 else "-", label="training loss", color="tab:blue"
+        )
+        ax.set_ylabel("loss")
+        ax.legend(loc="upper left")
     if dev:
-        ax2 = ax.twinx()
+        ax2 = ax.twinx() if loss else ax
         ax2.plot(*zip(*dev), "o-", label=label, color="tab:red")
         ax2.set_ylabel(label)
         ax2.legend(loc="upper right")
-    ax.legend(loc="upper left")
     ax.set_title("sbasr finetune")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

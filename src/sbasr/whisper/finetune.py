@@ -16,10 +16,21 @@ import numpy as np
 
 from ..errors import SbasrError
 from ..options import check_choices
-from ..training.arguments import last_checkpoint, tensorboard, training_arguments
+from ..training.arguments import checkpoints, last_checkpoint, tensorboard, training_arguments
 from ..training.data import Example, error_rates, load_example_audio
 from ..training.dataset import AudioDataset, load_data
+from ..training.output import (
+    RUN_CONFIG,
+    check_not_a_file,
+    contents,
+    ensure_writable_dir,
+    is_main_process,
+    refuse_earlier_run,
+    remove_checkpoints,
+)
+from ..training.quiet import quiet_peft, quiet_whisper_generate
 from ..training.record import plot_history, save_config
+from .models import EMBEDDED
 from .options import WhisperOptions
 
 if TYPE_CHECKING:
@@ -58,6 +69,18 @@ def collate(items: list[dict]) -> dict:
     return {"input_features": feats, "labels": labels}
 
 
+def is_multilingual(base: str) -> bool:
+    """Whether the Whisper model at `base` is prompted with a language, read from its
+    generation settings alone (as the loaded model reads them), before any weights load."""
+    from transformers import GenerationConfig
+
+    try:
+        generation = GenerationConfig.from_pretrained(base)
+    except OSError:  # none saved: the model's generation config has no such flag either
+        return False
+    return bool(getattr(generation, "is_multilingual", False))
+
+
 def _prefix_builder(tokenizer, multilingual: bool):
     """Token ids after <|startoftranscript|>: language (multilingual models), task, and
     <|notimestamps|>."""
@@ -74,13 +97,14 @@ def _prefix_builder(tokenizer, multilingual: bool):
     return prefix
 
 
-def load_model(opts: WhisperOptions):
-    """The model to train, with LoRA applied or the encoder frozen as asked."""
+def load_model(opts: WhisperOptions, base: str | None = None):
+    """The model to train, with LoRA applied or the encoder frozen as asked; `base` is
+    where transformers loads `opts.model` from (`transformers_model`)."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
     from .models import transformers_model
 
-    base = transformers_model(opts.model)
+    base = base or transformers_model(opts.model)
     processor = WhisperProcessor.from_pretrained(base)
     model = WhisperForConditionalGeneration.from_pretrained(base)
     model.config.use_cache = False
@@ -100,12 +124,24 @@ def load_model(opts: WhisperOptions):
             lora_alpha=opts.lora_alpha,
             lora_dropout=opts.lora_dropout,
             target_modules=targets,
-            base_model_name_or_path=opts.model,
         )
-        model = get_peft_model(model, config)
+        with quiet_peft():
+            model = get_peft_model(model, config)
+        # peft names the base by where it was loaded from (an embedded model's cache copy);
+        # the adapter names it as sbasr finds it again, from any directory
+        model.peft_config["default"].base_model_name_or_path = _base_name(opts.model)
         if opts.gradient_checkpointing:
             model.enable_input_require_grads()
     return model, processor
+
+
+def _base_name(model: str) -> str:
+    """How a saved adapter names its base: an embedded name or a hub id as given, a local
+    directory by its absolute path."""
+    path = Path(model).expanduser()
+    if model in EMBEDDED or not path.exists():
+        return model
+    return str(path.resolve())
 
 
 def decode_examples(model, processor, examples: list[Example], batch_size: int) -> dict[str, str]:
@@ -130,12 +166,15 @@ def decode_examples(model, processor, examples: list[Example], batch_size: int) 
                     return_tensors="pt",
                 ).input_features.to(device)
                 kwargs = {"language": lang, "task": "transcribe"} if lang else {}
-                with torch.no_grad():
+                # every input is a whole 30 s window, as Whisper reads it: all frames count
+                mask = torch.ones(feats.shape[0], feats.shape[-1], dtype=torch.long, device=device)
+                with torch.no_grad(), quiet_whisper_generate():
                     tokens = model.generate(
                         input_features=feats,
+                        attention_mask=mask,
                         num_beams=1,
                         do_sample=False,
-                        max_new_tokens=200,
+                        max_length=200,  # not max_new_tokens, which clashes with the config's
                         **kwargs,
                     )
                 texts = processor.batch_decode(tokens, skip_special_tokens=True)
@@ -269,32 +308,23 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     `callbacks` are transformers TrainerCallbacks, for callers who watch the run."""
     from transformers import set_seed
 
+    from .models import transformers_model
+
     try:
         check_choices(opts)
     except ValueError as e:
         raise SbasrError(str(e)) from None
     check_layer_lr_decay(opts.layer_lr_decay)
     out = Path(opts.output_dir)
-    resume_from = None
-    if opts.resume:
-        resume_from = last_checkpoint(str(out))
-        if resume_from is None:
-            raise SbasrError(f"{out}: no checkpoint to resume from")
-        echo(f"resuming from {resume_from}")
-    elif last_checkpoint(str(out)):
-        raise SbasrError(
-            f"{out}: holds checkpoints of an earlier run; use --resume, or another --output-dir"
-        )
+    resume_from = prepare_output(opts, echo)
     set_seed(opts.seed)
-    train, dev = load_data(opts, echo)
-    model, processor = load_model(opts)
-    multilingual = bool(getattr(model.generation_config, "is_multilingual", False))
+    base = transformers_model(opts.model)
+    multilingual = is_multilingual(base)
+    # checked before any weights load: rows a multilingual model cannot be prompted for
+    # are skipped and counted with the other bad rows
+    train, dev = load_data(opts, echo, need_language=multilingual)
+    model, processor = load_model(opts, base)
     prefixes = _prefix_builder(processor.tokenizer, multilingual)
-    if multilingual and any(ex.language is None for ex in train + dev):
-        raise SbasrError(
-            "some examples have no language; give one in the data (a multilingual "
-            "model is prompted with it)"
-        )
     args = training_arguments(opts, METRIC, bool(dev))
     trainer = _trainer_class()(
         model=model,
@@ -311,7 +341,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     if trainer.is_world_process_zero():
         save_config(
             opts,
-            out / "sbasr-finetune.json",
+            out / RUN_CONFIG,
             arch="whisper",
             train_examples=len(train),
             dev_examples=len(dev),
@@ -323,7 +353,9 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
         return out
     trainer.save_model(str(out))
     trainer.save_state()  # trainer_state.json: history, best checkpoint, run time
-    processor.save_pretrained(out)
+    from .ct2 import save_processor
+
+    save_processor(processor, out)
     plot_history(trainer.state.log_history, out / "training.png", METRIC)
     failures = trainer.train_dataset.failures
     if failures:
@@ -331,6 +363,73 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     if opts.export:
         from .ct2 import export_ct2
 
-        export_ct2(out, out / "ct2", opts.quantization)
+        # a resumed run's export replaces the earlier run's, as --overwrite's does
+        overwrite = opts.overwrite or opts.resume
+        export_ct2(out, out / "ct2", opts.quantization, overwrite=overwrite)
         echo(f"exported to {out / 'ct2'}")
     return out
+
+
+# What a run of finetune_whisper writes in its output directory, beside checkpoints, logs
+# and the export: with --overwrite these go, so that a LoRA run never leaves an earlier
+# full model's weights beside its adapter (or the reverse).
+_RUN_FILES = (
+    "adapter_config.json",
+    "adapter_model.safetensors",
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "config.json",
+    "generation_config.json",
+    "trainer_state.json",
+    "training_args.bin",
+    "training.png",
+    RUN_CONFIG,
+)
+
+
+def prepare_output(opts: WhisperOptions, echo=print) -> str | None:
+    """Check the output directory before anything is loaded; returns the checkpoint to
+    resume from. An earlier run's output (a finished model, checkpoints) or anyone's
+    files are refused unless --resume or --overwrite says what to do with them."""
+    out = Path(opts.output_dir)
+    check_not_a_file(out)
+    if opts.resume and opts.overwrite:
+        raise SbasrError("--resume goes on from the earlier run, --overwrite replaces it: give one")
+    if opts.resume:
+        resume_from = last_checkpoint(out, echo)
+        if resume_from is None:
+            if checkpoints(out):
+                raise SbasrError(
+                    f"{out}: no complete checkpoint to resume from; use --overwrite to train anew"
+                )
+            raise SbasrError(f"{out}: no checkpoint to resume from")
+        echo(f"resuming from {resume_from}")
+        ensure_writable_dir(out)
+        return resume_from
+    if contents(out):
+        if not opts.overwrite:
+            ours = (out / RUN_CONFIG).is_file()
+            raise refuse_earlier_run(out, "an earlier run's model" if ours else "other files")
+        if is_main_process():
+            _clear_earlier_run(out, echo)
+    ensure_writable_dir(out)
+    return None
+
+
+def _clear_earlier_run(out: Path, echo) -> None:
+    """What an earlier sbasr run left in `out` (its config says there was one), so that
+    nothing of it is taken for the new run's; anything else there is kept."""
+    if not (out / RUN_CONFIG).is_file():
+        return
+    from .ct2 import is_export_of, remove_export
+
+    remove_checkpoints(out)
+    if (out / "ct2").is_dir() and is_export_of(out / "ct2", out):
+        remove_export(out / "ct2")
+    for name in _RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+    for shard in out.glob("model-*-of-*.safetensors"):
+        shard.unlink()
+    for events in (out / "logs").glob("events.out.tfevents.*"):
+        events.unlink()
+    echo(f"--overwrite: removed the earlier run's checkpoints, model and export from {out}")

@@ -1,0 +1,46 @@
+"""Silencing, where they arise, the library messages a user of sbasr cannot act on.
+
+Each is named exactly and silenced only around the call that raises it: no process-wide
+filter, so a caller's own warnings and sbasr's messages are never hidden.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+# peft reads transformers' deprecated `is_gradient_checkpointing` when it wraps a model
+_PEFT_FUTURE = r"`is_gradient_checkpointing` is deprecated"
+# Whisper's own generate() hands its suppress-token settings back to the generic one
+_WHISPER_GENERATE = "Passing `generation_config` together with generation-related arguments"
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """Around wrapping a model with peft (get_peft_model, PeftModel.from_pretrained)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_PEFT_FUTURE, category=FutureWarning)
+        yield
+
+
+@contextmanager
+def quiet_logger(name: str, *fragments: str) -> Iterator[None]:
+    """Drop the records of logger `name` whose message holds one of `fragments`."""
+    logger = logging.getLogger(name)
+
+    def keep(record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(f in message for f in fragments)
+
+    logger.addFilter(keep)
+    try:
+        yield
+    finally:
+        logger.removeFilter(keep)
+
+
+def quiet_whisper_generate():
+    """Around WhisperForConditionalGeneration.generate."""
+    return quiet_logger("transformers.generation.utils", _WHISPER_GENERATE)
