@@ -23,6 +23,7 @@ from ..errors import SbasrError
 from ..io.audio import SAMPLE_RATE
 from ..io.files import write_atomic
 from ..io.languages import name as language_name
+from ..training.quiet import quiet_peft
 from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig, read_config
 from .encoders import align_frames, frame_mask, load_encoder
 from .fusion import Fusion
@@ -135,7 +136,8 @@ class SpeechLLM(nn.Module):
             target_modules=targets,
             task_type="CAUSAL_LM",
         )
-        self.llm = get_peft_model(self.llm, lora)
+        with quiet_peft():
+            self.llm = get_peft_model(self.llm, lora)
         cfg.llm_lora = True  # the model's own copy: it now has, and saves, the adapter
 
     def set_stage(self, stage: int) -> None:
@@ -214,15 +216,32 @@ class SpeechLLM(nn.Module):
 
             set_peft_model_state_dict(self.llm, adapter)
 
-    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs=None) -> None:
-        """The Trainer's hook: checkpoint the LLM (and the encoders when they train)."""
-        kwargs = {"gradient_checkpointing_kwargs": gradient_checkpointing_kwargs}
-        self.llm.gradient_checkpointing_enable(**kwargs)
+    def activation_checkpointing_enable(
+        self,
+        activation_checkpointing_kwargs: dict | None = None,
+        every_n_layers: int = 1,
+        offload: bool = False,
+    ) -> None:
+        """The Trainer's hook (`--gradient-checkpointing`): checkpoint the LLM, and the
+        encoders when they train."""
+        self._checkpointing = True
+        modules = [self.llm]
         if not self._encoder_frozen():
             for enc in self._encoders():
-                inner = getattr(enc, "encoder", None) or getattr(enc, "model", None)
-                if hasattr(inner, "gradient_checkpointing_enable"):
-                    inner.gradient_checkpointing_enable(**kwargs)
+                modules.append(getattr(enc, "encoder", None) or getattr(enc, "model", None))
+        for module in modules:
+            if hasattr(module, "activation_checkpointing_enable"):
+                module.activation_checkpointing_enable(
+                    activation_checkpointing_kwargs, every_n_layers=every_n_layers, offload=offload
+                )
+            elif hasattr(module, "gradient_checkpointing_enable"):  # transformers before 5.x
+                module.gradient_checkpointing_enable(activation_checkpointing_kwargs)
+
+    gradient_checkpointing_enable = activation_checkpointing_enable
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        return getattr(self, "_checkpointing", False)
 
     # the forward pass -------------------------------------------------------------------
 
