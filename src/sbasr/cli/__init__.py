@@ -1,52 +1,89 @@
 """The `sbasr` command line: one module per command, each parsing its options and
 handing over to the library.
 
-Heavy modules (torch, transformers, numpy) are imported inside the commands, so that
-`sbasr --help` and `sbasr score` start in a fraction of a second.
+Heavy modules (torch, transformers, numpy) are imported inside the commands, and a
+command's module only when that command runs, so that `sbasr --help` and `sbasr score`
+start in a fraction of a second: `sbasr score` never builds transcribe's or finetune's
+flags (derived from their options classes at import).
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-import typer
+import sys
+from collections.abc import Iterable
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from . import export, finetune, models, score, transcribe
 
-app = typer.Typer(
-    name="sbasr",
-    help="Multilingual conversational speech recognition: Whisper and Speech-LLM side by side.",
-    no_args_is_help=True,
-    add_completion=False,  # static scripts ship in completions/ instead
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
-)
+if TYPE_CHECKING:
+    import typer
 
+# The commands, in the order `sbasr --help` lists them: command name -> the module of
+# sbasr.cli that defines it, as a function of the same name. Adding a command is one line
+# here (`"merge": "merge",` for `merge.merge` in cli/merge.py); do not import command
+# modules at the top of this file, nor call `app.command()` here.
+COMMANDS: dict[str, str] = {
+    "score": "score",
+    "transcribe": "transcribe",
+    "models": "models",
+    "finetune": "finetune",
+    "export": "export",
+}
 
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"sbasr {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Annotated[
-        bool,
-        typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
-    ] = False,
-) -> None:
-    """Multilingual conversational speech recognition: Whisper and Speech-LLM side by side."""
+HELP = "Multilingual conversational speech recognition: Whisper and Speech-LLM side by side."
 
 
-# Registered in the order `sbasr --help` lists them.
-app.command()(score.score)
-app.command()(transcribe.transcribe)
-app.command()(models.models)
-app.command()(finetune.finetune)
-app.command()(export.export)
+def build_app(names: Iterable[str] = COMMANDS) -> typer.Typer:
+    """The typer app with the commands `names` (all by default), importing only their
+    modules (and typer itself only here: `sbasr score` mostly runs without it)."""
+    import typer
+
+    def version_flag(value: bool) -> None:
+        if value:
+            typer.echo(f"sbasr {__version__}")
+            raise typer.Exit()
+
+    def root(
+        version: bool = typer.Option(
+            False, "--version", callback=version_flag, is_eager=True, help="Show the version."
+        ),
+    ) -> None:
+        """Multilingual conversational speech recognition: Whisper and Speech-LLM side by
+        side."""
+
+    app = typer.Typer(
+        name="sbasr",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,  # static scripts ship in completions/ instead
+        context_settings={"help_option_names": ["-h", "--help"]},
+        pretty_exceptions_enable=False,
+    )
+    app.callback()(root)
+    for name in names:
+        module = import_module(f"{__name__}.{COMMANDS[name]}")
+        app.command(name)(getattr(module, name))
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `sbasr.cli.app`, every command registered, for tests, completions and embedding;
+    # built on first use.
+    if name == "app":
+        app = globals()["app"] = build_app()
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    app()
+    name = sys.argv[1] if len(sys.argv) > 1 else None
+    if name == "score":  # without typer where it can: see `score_core`
+        from .score_core import parse_score_args, run_score
+
+        kwargs = parse_score_args(sys.argv[2:])
+        if kwargs is not None:
+            sys.exit(run_score(**kwargs))
+    # Only the command being run is built; anything else (--help, --version, a typo)
+    # gets the whole app, so lists and suggestions name every command.
+    build_app([name] if name in COMMANDS else COMMANDS)()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ..choices import NORMALIZERS, UNITS
-from ..errors import SbasrError
-from .common import choice, fail
+from .common import choice
+from .score_core import run_score
 
 Normalizer = choice("Normalizer", NORMALIZERS)
 Unit = choice("Unit", UNITS)
@@ -54,31 +51,20 @@ def score(
     ] = 0,
 ) -> None:
     """Score hypotheses against references: per-language and pooled CER/WER."""
-    from ..scoring.api import score as run_score
-
-    try:
-        report = run_score(
-            hyp,
-            ref,
-            language=language,
-            language_from_key=language_from_key,
-            normalize=normalize.value,
-            unit=unit.value if unit else None,
-            by_line=by_line,
-            strict=strict,
-            jobs=jobs or min(os.cpu_count() or 1, 8),
-        )
-        if alignments is not None:
-            from ..scoring.report import write_alignments
-
-            write_alignments(report, alignments)
-    except SbasrError as e:
-        raise fail(e) from None
-    if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
-        return
-    from rich.console import Console
-
-    from ..scoring.report import render_table
-
-    render_table(report, Console())
+    # `sbasr score` usually runs `run_score` without typer (`score_core`); this is the
+    # same run for what that fast path hands over.
+    code = run_score(
+        hyp,
+        ref,
+        language=language,
+        language_from_key=language_from_key,
+        normalize=normalize.value,
+        unit=unit.value if unit else None,
+        by_line=by_line,
+        strict=strict,
+        as_json=as_json,
+        alignments=alignments,
+        jobs=jobs,
+    )
+    if code:
+        raise typer.Exit(code)

@@ -46,7 +46,7 @@ def _count_unit(refs: Sequence[str], hyps: Sequence[str], unit: str, threads: bo
     if unit == "mixed":  # tokens do not end at spaces: align whole texts
         ref_mid, hyp_mid = list(refs), list(hyps)
     else:
-        ref_mid, hyp_mid = _middles(refs, hyps, unit == "word", threads)
+        ref_mid, hyp_mid = _middles(refs, hyps, unit == "word")
 
     ref_enc, hyp_enc = encode_pairs(ref_mid, hyp_mid, unit)
     ranges = error_ranges(ref_enc, hyp_enc, threads)
@@ -59,21 +59,19 @@ def _count_unit(refs: Sequence[str], hyps: Sequence[str], unit: str, threads: bo
     return assemble(ranges.errors, subs, diff, _token_counts(refs, unit, mid_ref))
 
 
-def _middles(
-    refs: Sequence[str], hyps: Sequence[str], words: bool, threads: bool
-) -> tuple[list[str], list[str]]:
+def _middles(refs: Sequence[str], hyps: Sequence[str], words: bool) -> tuple[list[str], list[str]]:
     """Each pair without its common prefix and suffix; for words, cut at spaces only.
 
     Written as whole-array steps (C-level `map`s and numpy) rather than one Python loop
     iteration per pair, which costs 2 µs each.
     """
     from rapidfuzz.distance import Postfix, Prefix
-    from rapidfuzz.process import cpdist
 
     n = len(refs)
-    workers = -1 if threads else 1
-    pre = cpdist(refs, hyps, scorer=Prefix.similarity, dtype=np.int64, workers=workers)
-    suf = cpdist(refs, hyps, scorer=Postfix.similarity, dtype=np.int64, workers=workers)
+    # One C call per pair: twice as fast as process.cpdist, whose set-up per pair costs
+    # more than these scans.
+    pre = np.fromiter(map(Prefix.similarity, refs, hyps), dtype=np.int64, count=n)
+    suf = np.fromiter(map(Postfix.similarity, refs, hyps), dtype=np.int64, count=n)
     lr = np.fromiter(map(len, refs), dtype=np.int64, count=n)
     lh = np.fromiter(map(len, hyps), dtype=np.int64, count=n)
     if words:  # the prefix ends after its last space: whole words in both texts

@@ -8,10 +8,8 @@ without pickling, and only the small items and results travel through the pool's
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -32,6 +30,11 @@ def fork_map(func: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """
     if len(items) <= 1 or not can_fork():
         return [func(x) for x in items]
+    # Imported here: most sets are small enough for one process, and these cost a
+    # noticeable share of a short `sbasr score`.
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
     context = multiprocessing.get_context("fork")
     pool = ProcessPoolExecutor(
         len(items) - 1, mp_context=context, initializer=_inherit, initargs=(func,)

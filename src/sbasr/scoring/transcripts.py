@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 from ..errors import SbasrError
 from ..io.files import jsonl_rows, read_text
 from ..io.manifests import row_id, row_language, row_text
+
+# What str.splitlines() ends a line at.
+_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 @dataclass
@@ -39,7 +43,10 @@ def read_transcripts(path: str | os.PathLike[str], *, by_line: bool = False) -> 
 def is_jsonl(text: str) -> bool:
     """Whether `text` is JSON Lines: its first non-blank line is a JSON object. Starting
     with "{" is not enough: a keyed line's id may begin with one (`{noise} ...`)."""
-    first = next((line for line in text.splitlines() if line.strip()), "")
+    # The first line with text, found without splitting the whole file (10^5 lines).
+    stripped = text.lstrip()
+    end = _LINE_BREAK.search(stripped)
+    first = stripped[: end.start()] if end else stripped
     if not first.lstrip().startswith("{"):
         return False  # the common keyed case, without a JSON parse
     try:
