@@ -168,8 +168,13 @@ def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
         "0",
     ]
     dual = ["--encoder2", args.encoder2]
-    paper = ["--select-by", "loss", "--average-best", "3"]  # the paper's checkpoint choice
-    small = ["--select-by", "wer", "--patience", "3"]
+    # Every Speech-LLM row trains with the same budget (the steps, rates and batches above
+    # and in stage_steps); the recipe adds its checkpoint choice and prompt: the paper's
+    # (dev loss, 3 best averaged, plain prompt), or the small-data one (dev WER, patience 3,
+    # with or without Whisper's hypothesis in the prompt).
+    paper = ["--recipe", "paper"]
+    small = ["--recipe", "small-data", "--no-hypothesis"]
+    ger = ["--recipe", "small-data", "--hypothesis"]
     return [
         (f"Whisper {w}, zero-shot", "end-to-end", None),
         (f"Whisper {w} + LoRA", "end-to-end", [*whisper, "--method", "lora"]),
@@ -188,7 +193,7 @@ def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
         (
             "Speech-LLM + Whisper hypothesis (GER variant)",
             "Speech-LLM",
-            [*slm, *small, "--hypothesis"],
+            [*slm, *ger],
         ),
         (
             "Speech-LLM, two encoders, concat",
@@ -240,6 +245,8 @@ def run_system(
                 "ct2/model.bin" if "speechllm" not in step else f"stage{i}/sbasr-speechllm.json"
             )
             if not finished.is_file():
+                # a part cut short goes on from its last checkpoint
+                started = (out / f"stage{i}" if "speechllm" in step else out).is_dir()
                 sbasr(
                     "finetune",
                     "--train",
@@ -249,6 +256,7 @@ def run_system(
                     "-o",
                     str(out),
                     *step,
+                    *(["--resume"] if started else []),
                 )
         # the Trainer's own run time: model loading and the export are not training
         states = [out / "trainer_state.json", *sorted(out.glob("stage*/trainer_state.json"))]

@@ -277,6 +277,7 @@ def test_each_stage_and_run_logs_apart_and_ends_on_its_best_checkpoint(
             logging_steps=1,
             warmup_steps=1,
             batch_seconds=2,
+            hypothesis=False,
             **more,
         )
         return finetune_speechllm(opts, echo=print, callbacks=callbacks)
@@ -327,6 +328,7 @@ def _finetune(parts, corpus, out: Path, *extra: str):
         "4",
         "--logging-steps",
         "1",
+        "--no-hypothesis",  # the paper's pure Speech-LLM, not the default recipe's variant
         *extra,
     )
 
@@ -464,6 +466,7 @@ def test_torchrun_trains_with_two_processes(parts, corpus, tmp_path):
             "1",
             "--batch-seconds",
             "2",
+            "--no-hypothesis",
         ],
         capture_output=True,
         text=True,

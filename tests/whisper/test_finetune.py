@@ -181,7 +181,7 @@ FLAGS = {
     "--quantization",
     *("--layer-lr-decay", "--select-by", "--patience", "--hypothesis", "--no-hypothesis"),
     *("--hypothesis-model", "--encoder-cache", "--encoder-cache-dir", "--ctc-weight"),
-    *("--chat-template", "--no-chat-template"),
+    *("--chat-template", "--no-chat-template", "--recipe"),
     *("--overwrite", "--no-overwrite"),
 }
 

@@ -6,7 +6,7 @@ Torch-free, like every options class: `sbasr finetune`'s flags come from these f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 
 from ..choices import FUSIONS, PROJECTORS, TRAIN_ENCODER
 from ..options import option
@@ -16,8 +16,69 @@ from .config import SpeechLLMConfig
 _MODEL = SpeechLLMConfig()  # the model's defaults, so that each is written once
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """A training schedule: what `--recipe` sets wherever no flag says otherwise."""
+
+    hypothesis: bool
+    select_by: str
+    average_best: int
+    patience: int
+    learning_rate: tuple[float, float]  # stage 1, stage 2
+    epochs: tuple[float, float]
+    warmup_steps: int
+    batch_seconds: float
+    eval_steps: int
+
+
+RECIPES = {
+    # The best measured with about an hour of speech (benchmarks/compare): the
+    # hypothesis-conditioned variant, short batches so that an hour makes ~140 steps an
+    # epoch, a higher stage-1 rate, checkpoints chosen by dev WER, early stopping.
+    "small-data": Recipe(
+        hypothesis=True,
+        select_by="wer",
+        average_best=1,
+        patience=3,
+        learning_rate=(5e-4, 2e-4),
+        epochs=(1.0, 3.0),
+        warmup_steps=20,
+        batch_seconds=30.0,
+        eval_steps=50,
+    ),
+    # The paper's (Mei et al.): lr 1e-4 with inverse-sqrt decay, 6 epochs, ~120 s of audio
+    # per batch, the 3 best checkpoints by dev loss averaged. Its 4,000 warm-up steps suit
+    # thousands of hours, 100 here; its speed perturbation is --speed-perturb 0.9,1.0,1.1.
+    "paper": Recipe(
+        hypothesis=False,
+        select_by="loss",
+        average_best=3,
+        patience=0,
+        learning_rate=(1e-4, 1e-4),
+        epochs=(6.0, 6.0),
+        warmup_steps=100,
+        batch_seconds=120.0,
+        eval_steps=200,
+    ),
+}
+_PER_RECIPE = "speechllm: default per --recipe"
+
+
 @dataclass(kw_only=True)
 class SpeechLLMOptions(TrainOptions):
+    """The Speech-LLM's training. Fields left None take `recipe`'s value (the learning rate
+    and epochs per stage), so a flag the user gives always wins over the recipe."""
+
+    recipe: str = option(
+        "small-data",
+        "small-data: the best schedule measured with about an hour of speech "
+        "(hypothesis-conditioned, dev WER, early stopping); paper: the paper's pure recipe.",
+        choices=tuple(RECIPES),
+    )
+    learning_rate: float | None = option(None, f"Peak learning rate ({_PER_RECIPE} and stage).")
+    warmup_steps: int | None = option(None, f"Steps of linear warm-up ({_PER_RECIPE}).", min=0)
+    epochs: float | None = option(None, f"Passes over the data ({_PER_RECIPE} and stage).")
+    eval_steps: int | None = option(None, f"Score the dev set every N ({_PER_RECIPE}).", min=1)
     batch_size: int = option(64, "Utterances per device batch (speechllm: at most).", min=1)
     lr_scheduler: str = option("inverse_sqrt", "A transformers scheduler type, e.g. inverse_sqrt.")
     encoder2: str | None = option(
@@ -43,21 +104,28 @@ class SpeechLLMOptions(TrainOptions):
     stages: tuple[int, ...] = option((1, 2), "1, 2 or 1,2.", flags=("--stages", "--stage"))
     init: str | None = option(None, "the stage-1 model stage 2 starts from.", path=True)
     # the paper's per-GPU budget
-    batch_seconds: float = option(120.0, "audio seconds per device batch.", min=1.0)
-    average_best: int = option(1, "average the N best checkpoints (by --select-by).", min=1)
-    select_by: str = option(
-        "wer",
+    batch_seconds: float | None = option(
+        None, "audio seconds per device batch (default per --recipe).", min=1.0
+    )
+    average_best: int | None = option(
+        None, "average the N best checkpoints, by --select-by (default per --recipe).", min=1
+    )
+    select_by: str | None = option(
+        None,
         "what picks the best checkpoint: the dev set decoded and scored (wer), or the dev "
-        "loss (the paper's choice).",
+        "loss (the paper's choice); default per --recipe.",
         choices=("wer", "loss"),
     )
-    patience: int = option(
-        0, "stop after N evaluations without a better dev score; 0: never.", min=0
+    patience: int | None = option(
+        None,
+        "stop after N evaluations without a better dev score; 0: never (default per --recipe).",
+        min=0,
     )
-    hypothesis: bool = option(
-        _MODEL.hypothesis,
+    hypothesis: bool | None = option(
+        None,
         "prompt the LLM with the Whisper model's own transcript too, to read the speech and "
-        "correct it (generative error correction; a variant, not the paper's system).",
+        "correct it (generative error correction; a variant, not the paper's system); "
+        "default per --recipe.",
     )
     hypothesis_model: str | None = option(
         _MODEL.hypothesis_model, "the Whisper model that writes the hypotheses (default: --model)."
@@ -84,6 +152,32 @@ class SpeechLLMOptions(TrainOptions):
         "where cached encoder outputs are kept (default: the user cache directory).",
         path=True,
     )
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:  # a CLI choice already; Python callers too
+            raise ValueError(f"recipe {self.recipe!r}: use one of {', '.join(RECIPES)}")
+        recipe = RECIPES[self.recipe]
+        for name in (
+            "hypothesis",
+            "select_by",
+            "average_best",
+            "patience",
+            "warmup_steps",
+            "batch_seconds",
+            "eval_steps",
+        ):
+            if getattr(self, name) is None:
+                setattr(self, name, getattr(recipe, name))
+
+    def for_stage(self, stage: int) -> SpeechLLMOptions:
+        """These options with the recipe's learning rate and epochs for `stage` (1 or 2)
+        where no flag gave them."""
+        recipe = RECIPES[self.recipe]
+        return replace(
+            self,
+            learning_rate=self.learning_rate or recipe.learning_rate[stage - 1],
+            epochs=self.epochs or recipe.epochs[stage - 1],
+        )
 
     def model_config(self) -> SpeechLLMConfig:
         """The configuration of a fresh model: every field the two classes share, by name;

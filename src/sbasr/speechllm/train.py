@@ -428,7 +428,7 @@ def _train_stage(
     trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
     echo(f"stage {stage}: training {trained / 1e6:.2f} M parameters")
     keep = None if opts.average_best > 1 else opts.save_total_limit  # all, until N best known
-    stage_opts = replace(opts, output_dir=str(stage_dir), save_total_limit=keep)
+    stage_opts = replace(opts.for_stage(stage), output_dir=str(stage_dir), save_total_limit=keep)
     # dev loss only: no logits gathered over the vocabulary
     metric = opts.select_by
     args = training_arguments(
@@ -465,7 +465,7 @@ def _train_stage(
     )
     if trainer.is_world_process_zero():
         save_config(
-            opts,
+            opts.for_stage(stage),
             stage_dir / "sbasr-finetune.json",
             arch="speechllm",
             stage=stage,
