@@ -11,7 +11,7 @@ _sbasr() {
     COMPREPLY=()
     case "$cmd" in
         "")
-            COMPREPLY=($(compgen -W "score transcribe models finetune export --version --help" -- "$cur")) ;;
+            COMPREPLY=($(compgen -W "score transcribe merge models finetune export --version --help" -- "$cur")) ;;
         score)
             case "$prev" in
                 --language|-l) :; return ;;
@@ -35,6 +35,7 @@ _sbasr() {
                 --device) COMPREPLY=($(compgen -W "auto cpu cuda" -- "$cur")); return ;;
                 --compute-type) :; return ;;
                 --threads) :; return ;;
+                --shard) :; return ;;
                 --language|-l) :; return ;;
                 --beam-size) :; return ;;
                 --batch-size) :; return ;;
@@ -45,7 +46,13 @@ _sbasr() {
                 --hotwords) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--engine --model -m --segments --format -f --output-dir -o --no-skip-existing --skip-existing --channels --language-per-segment --no-language-per-segment --device --compute-type --threads --language -l --beam-size --batch-size --max-new-tokens --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--engine --model -m --segments --format -f --output-dir -o --no-skip-existing --skip-existing --channels --language-per-segment --no-language-per-segment --device --compute-type --threads --shard --language -l --beam-size --batch-size --max-new-tokens --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --help" -- "$cur"))
+            else
+                COMPREPLY=($(compgen -f -- "$cur"))
+            fi ;;
+        merge)
+            if [[ "$cur" == -* ]]; then
+                COMPREPLY=($(compgen -W "--help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;
@@ -84,6 +91,7 @@ _sbasr() {
                 --lora-dropout) :; return ;;
                 --lora-targets) :; return ;;
                 --quantization) COMPREPLY=($(compgen -W "int8 int8_float16 int8_float32 float16 bfloat16 float32" -- "$cur")); return ;;
+                --recipe) COMPREPLY=($(compgen -W "small-data paper" -- "$cur")); return ;;
                 --encoder2) :; return ;;
                 --fusion) COMPREPLY=($(compgen -W "concat uni-cross bi-cross gated-bi-cross gated-bi-cross-concat" -- "$cur")); return ;;
                 --projector) COMPREPLY=($(compgen -W "conv linear qformer" -- "$cur")); return ;;
@@ -102,7 +110,7 @@ _sbasr() {
                 --encoder-cache-dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --train --dev --output-dir -o --model -m --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-resume --resume --no-overwrite --overwrite --deepspeed --num-workers --method --freeze-encoder --no-freeze-encoder --no-spec-augment --spec-augment --layer-lr-decay --lora-r --lora-alpha --lora-dropout --lora-targets --export --no-export --quantization --encoder2 --fusion --projector --llm --prompt --train-encoder --stage --stages --init --batch-seconds --average-best --select-by --patience --hypothesis --no-hypothesis --hypothesis-model --ctc-weight --chat-template --no-chat-template --encoder-cache --encoder-cache-dir --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --train --dev --output-dir -o --model -m --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-resume --resume --no-overwrite --overwrite --deepspeed --num-workers --method --freeze-encoder --no-freeze-encoder --no-spec-augment --spec-augment --layer-lr-decay --lora-r --lora-alpha --lora-dropout --lora-targets --export --no-export --quantization --recipe --encoder2 --fusion --projector --llm --prompt --train-encoder --stage --stages --init --batch-seconds --average-best --select-by --patience --hypothesis --no-hypothesis --hypothesis-model --ctc-weight --chat-template --no-chat-template --encoder-cache --encoder-cache-dir --help" -- "$cur"))
             else
                 :
             fi ;;

@@ -25,7 +25,7 @@ def test_the_engine_keeps_whisper_where_the_llm_lost_its_place(parts, tmp_path):
     engine = SpeechLLMEngine(str(tmp_path / "ger"), EngineSettings(device="cpu"))
     written = {0: "zzzz", 1: "eleven"}
     hypotheses = {0: LONG, 1: "11"}
-    engine._hypotheses = lambda audio, spans, indices, options: hypotheses
+    engine._hypotheses = lambda clips, order, options: hypotheses
     engine.model.transcribe = lambda clips, langs, *a, hypotheses=None: [
         written[0 if h == LONG else 1] for h in hypotheses
     ]

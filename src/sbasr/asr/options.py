@@ -98,6 +98,8 @@ class EngineSettings:
     device: str = option("auto", "Where to run.", choices=DEVICES)
     compute_type: str = option("auto", "CTranslate2 compute type: auto, int8, float16, float32 ...")
     threads: int = option(0, "CPU threads; 0 = all cores.", min=0)
+    # Which GPU of several: torchrun's LOCAL_RANK, so that each rank has its own.
+    device_index: int = option(0, cli=False)
 
     def __post_init__(self) -> None:
         _check(self)
@@ -115,6 +117,17 @@ class TranscribeOptions:
 
     def __post_init__(self) -> None:
         _check(self)
+
+
+@dataclass(slots=True)
+class ShardOptions:
+    """Which part of a large run this process does (job arrays; torchrun sets it itself)."""
+
+    shard: str | None = option(
+        None,
+        "Transcribe part K of N (K/N, K from 0), split by audio duration as torchrun's ranks "
+        "split it; join the parts with `sbasr merge OUTPUT_DIR`.",
+    )
 
 
 def engine_options(engine: str, options: DecodeOptions | None = None) -> DecodeOptions:

@@ -20,7 +20,13 @@ from ..io.audio import Audio, load_audio
 from ..io.manifests import language_code, segment_id
 from .engines.base import Decoded, Engine, Word, load_engine
 from .inputs import Recording, expand_inputs
-from .options import EngineSettings, TranscribeOptions, check_language, engine_options
+from .options import (
+    DecodeOptions,
+    EngineSettings,
+    TranscribeOptions,
+    check_language,
+    engine_options,
+)
 from .segments import Span, split_long, vad_spans
 
 
@@ -58,7 +64,8 @@ def transcribe(
     **engine_settings: Any,
 ) -> Iterator[Segment]:
     """Transcribe files, directories or manifests; segments come lazily, in time order
-    within each recording.
+    within each recording. With a batch size over 1, spans of many recordings are
+    decoded together and each recording's segments come once it is complete.
 
     `settings` (or its fields as keywords: `device`, `compute_type`, `threads`) say where
     an engine named by `engine` runs. A decoding option the engine cannot honour is an
@@ -78,30 +85,61 @@ def transcribe(
         raise SbasrError(problems[0][1])
     if isinstance(engine, str):
         engine = load_engine(engine, model, settings)
+    if (options.decode.batch_size or 1) > 1:  # spans of many recordings share batches
+        from .corpus import transcribe_many
+
+        for outcome in transcribe_many(recordings, engine, options):
+            if outcome.error is not None:
+                raise SbasrError(outcome.error)
+            yield from outcome.segments
+        return
     for rec in recordings:
         yield from transcribe_recording(rec, engine, options)
 
 
 def transcribe_recording(
-    rec: Recording, engine: Engine, options: TranscribeOptions, audio: Audio | None = None
+    rec: Recording,
+    engine: Engine,
+    options: TranscribeOptions,
+    audio: Audio | None = None,
+    spans: list[list[Span]] | None = None,
 ) -> Iterator[Segment]:
     """One recording's segments, channels merged in time order; a whole-file manifest row
-    (`rec.utterance`) gives one segment named by its id."""
+    (`rec.utterance`) gives one segment named by its id. `spans`: each channel's, when
+    `recording_spans` was already run."""
     if audio is None:
         audio = load_audio(rec.path, split_channels=needs_split(rec, options))
+    if spans is None:
+        spans = recording_spans(rec, audio, options)
+    streams = [
+        _channel_segments(rec, engine, samples, chosen, options)
+        for samples, chosen in zip(audio.channels, spans)
+        if chosen
+    ]
+    yield from join_channels(rec, streams, audio.duration)
+
+
+def recording_spans(rec: Recording, audio: Audio, options: TranscribeOptions) -> list[list[Span]]:
+    """What to decode of each channel: its oracle segments (long ones cut at pauses), else
+    its speech by VAD; a problem with the segments is an error or a warning first."""
     _check_spans(rec, audio)
-    streams = []
+    out = []
     for index, samples in enumerate(audio.channels):
         if rec.spans is not None:
-            spans = split_long([s for s in rec.spans if s.channel == index], samples)
+            out.append(split_long([s for s in rec.spans if s.channel == index], samples))
         else:
             speaker = _speaker_label(index) if len(audio.channels) > 1 else None
-            spans = vad_spans(samples, channel=index, speaker=speaker)
-        if spans:
-            streams.append(_channel_segments(rec, engine, samples, spans, options))
+            out.append(vad_spans(samples, channel=index, speaker=speaker))
+    return out
+
+
+def join_channels(
+    rec: Recording, streams: Iterable[Iterable[Segment]], duration: float
+) -> Iterator[Segment]:
+    """Each channel's segments merged in time order; one segment for a manifest row."""
     merged = heapq.merge(*streams, key=lambda s: (s.start, s.channel))
     if rec.utterance:
-        yield _join_utterance(rec, merged, audio.duration)
+        yield _join_utterance(rec, merged, duration)
     else:
         yield from merged
 
@@ -146,35 +184,54 @@ def _speaker_label(channel: int) -> str:
 def _channel_segments(
     rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
 ) -> Iterator[Segment]:
+    by_lang: dict[str | None, list[int]] = {}
+    for i, lang in enumerate(span_languages(rec, engine, audio, spans, options)):
+        if lang is not None:
+            by_lang.setdefault(lang, []).append(i)
+    streams = []
+    for lang, indices in by_lang.items():
+        opts = span_options(rec, spans, options, lang)
+        chosen = [spans[i] for i in indices]
+        streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
+    merged = heapq.merge(*streams, key=lambda s: s[1].start)
+    yield from join_spans(rec, spans, merged)
+
+
+def span_languages(
+    rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
+) -> list[str | None]:
+    """The language each span of one channel is decoded in: the user's, the manifest
+    row's, the oracle segment's, else detected (once per channel on its longest span, or
+    per span with `language_per_segment`); None for a span with no audio (past the end
+    of the file, warned about), which is not decoded."""
     decode = options.decode
     fixed = language_code(decode.language or rec.language)  # the user's, or the manifest row's
     detected: str | None = None
-    by_lang: dict[str | None, list[int]] = {}
-    for i, span in enumerate(spans):
+    out: list[str | None] = []
+    for span in spans:
         if not len(span.samples(audio)):  # past the end of the audio (warned): no text
-            continue
-        if fixed:
-            lang = fixed
+            out.append(None)
+        elif fixed:
+            out.append(fixed)
         elif span.language:  # an oracle segment's own language
-            lang = language_code(span.language)
+            out.append(language_code(span.language))
         elif options.language_per_segment:
-            lang = engine.detect_language(span.samples(audio))[0]
+            out.append(engine.detect_language(span.samples(audio))[0])
         else:  # one language for the channel, detected once on its longest span
             if detected is None:
                 detected = engine.detect_language(_longest(spans, audio).samples(audio))[0]
-            lang = detected
-        by_lang.setdefault(lang, []).append(i)
-    groups = list(by_lang.items())
+            out.append(detected)
+    return out
 
-    streams = []
-    for lang, indices in groups:
-        chosen = [spans[i] for i in indices]
-        # One segment per oracle span or manifest row: timestamp tokens would be dropped.
-        oracle = chosen[0].id is not None or rec.utterance
-        opts = replace(decode, language=lang, timestamps=decode.timestamps and not oracle)
-        streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
-    merged = heapq.merge(*streams, key=lambda s: s[1].start)
-    yield from _join_oracle(rec, spans, merged)
+
+def span_options(
+    rec: Recording, spans: list[Span], options: TranscribeOptions, language: str | None
+) -> DecodeOptions:
+    """The decoding options of one channel's spans in `language`."""
+    decode = options.decode
+    # One segment per oracle span or manifest row: timestamp tokens would be dropped.
+    oracle = spans[0].id is not None or rec.utterance
+    return replace(decode, language=language, timestamps=decode.timestamps and not oracle)
 
 
 def _attributed(
@@ -186,8 +243,8 @@ def _attributed(
         yield indices[d.span], d
 
 
-def _join_oracle(
-    rec: Recording, spans: list[Span], decoded: Iterator[tuple[int, Decoded]]
+def join_spans(
+    rec: Recording, spans: list[Span], decoded: Iterable[tuple[int, Decoded]]
 ) -> Iterator[Segment]:
     """VAD spans give one segment per decoded piece; an oracle segment gives exactly one
     segment, its pieces joined, so that its id appears once (and an empty one too)."""

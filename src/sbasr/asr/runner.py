@@ -2,6 +2,8 @@
 
 A bad file is reported on one line and the batch goes on; outputs are written atomically
 once a recording is complete, so `skip_existing` resumes an interrupted batch exactly.
+Spans of many recordings are decoded in shared batches (`sbasr.asr.corpus`), and each
+recording's outputs are still its own.
 Warnings the library raises while a recording is processed (segments past the end of the
 audio, a truncated file) are printed as one `sbasr: warning:` line each.
 """
@@ -17,13 +19,14 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import SbasrError
-from ..io.audio import load_audio
+from .corpus import Outcome, failure, transcribe_many
 from .engines.base import Engine
 from .inputs import MANIFEST_SUFFIXES, Recording
-from .pipeline import TranscribeOptions, needs_split, transcribe_recording
+from .pipeline import TranscribeOptions
+from .shards import ShardRecord
 from .writers import Writer
 
 
@@ -71,9 +74,11 @@ def check_output_dir(path: Path) -> None:
         raise SbasrError(f"{path}: cannot write outputs there: {e.strerror or e}") from None
 
 
-def report_warnings(caught: list[warnings.WarningMessage], console: Console) -> None:
+def report_warnings(caught: list[warnings.WarningMessage], console: Console, show=None) -> None:
     """Warnings caught while a recording was processed or a model loaded: sbasr's own (and
-    any UserWarning) on one `sbasr: warning:` line each, others as Python shows them."""
+    any UserWarning) on one `sbasr: warning:` line each, others as Python shows them
+    (`show`: the `warnings.showwarning` outside the catching)."""
+    show = show or warnings.showwarning
     for w in caught:
         if issubclass(w.category, UserWarning):
             text = str(w.message).strip().splitlines()[0] if str(w.message).strip() else ""
@@ -81,7 +86,7 @@ def report_warnings(caught: list[warnings.WarningMessage], console: Console) -> 
                 f"[yellow]sbasr: warning:[/] {escape(text)}", soft_wrap=True, highlight=False
             )
         else:
-            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            show(w.message, w.category, w.filename, w.lineno)
 
 
 def run_batch(
@@ -94,8 +99,15 @@ def run_batch(
     to_stdout: bool = False,
     skip_existing: bool = False,
     console: Console | None = None,
+    record: ShardRecord | None = None,
+    indices: list[int] | None = None,
 ) -> BatchResult:
+    """Transcribe `recordings` (spans of many batched together, `sbasr.asr.corpus`) and
+    write each one's outputs as it completes, in input order. With a shard `record`, each
+    recording is also recorded under its index in the whole run (`indices`), and
+    `skip_existing` skips only what the record says was done."""
     console = console or Console(stderr=True)
+    indices = indices if indices is not None else list(range(len(recordings)))
     result = BatchResult()
     start = time.perf_counter()
     columns = (
@@ -104,54 +116,67 @@ def run_batch(
         TextColumn("{task.fields[info]}"),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, console=console, transient=True) as progress:
+    todo = []
+    for index, rec in zip(indices, recordings):
+        targets = [(w, output_path(rec, w, output_dir)) for w in writers]
+        done = record is None or record.finished(rec)
+        if skip_existing and not to_stdout and done and all(p.exists() for _, p in targets):
+            result.skipped += 1
+        else:
+            todo.append((index, rec, targets))
+    show = warnings.showwarning
+    with (
+        Progress(*columns, console=console, transient=True) as progress,
+        warnings.catch_warnings(record=True) as caught,  # from the audio thread too
+    ):
         files = progress.add_task("files", total=len(recordings), info="")
-        for rec in recordings:
-            targets = [(w, output_path(rec, w, output_dir)) for w in writers]
-            if skip_existing and not to_stdout and all(p.exists() for _, p in targets):
-                result.skipped += 1
-                progress.advance(files)
-                continue
+        progress.advance(files, result.skipped)
+        outcomes = transcribe_many([rec for _, rec, _ in todo], engine, options)
+        for outcome in outcomes:
+            index, rec, targets = todo[outcome.index]
+            _finish_one(outcome, index, targets, to_stdout, result, record, console)
+            report_warnings(caught[:], console, show)
+            caught.clear()
             progress.update(files, description=escape(rec.id[:40]))
-            with warnings.catch_warnings(record=True) as caught:
-                _run_one(rec, engine, options, targets, to_stdout, result, progress, files, console)
-            report_warnings(caught, console)
             progress.advance(files)
+            progress.update(files, info=f"{result.audio_seconds:,.0f} s of audio")
     result.wall_seconds = time.perf_counter() - start
     return result
 
 
-def _run_one(
-    rec: Recording,
-    engine: Engine,
-    options: TranscribeOptions,
+def _finish_one(
+    outcome: Outcome,
+    index: int,
     targets: list[tuple[Writer, Path]],
     to_stdout: bool,
     result: BatchResult,
-    progress: Progress,
-    task: TaskID,
+    record: ShardRecord | None,
     console: Console,
 ) -> None:
-    """Transcribe one recording and write its outputs; a failure is counted and reported."""
-    try:
-        audio = load_audio(rec.path, split_channels=needs_split(rec, options))
-        segments = []
-        for seg in transcribe_recording(rec, engine, options, audio):
-            segments.append(seg)
-            progress.update(task, info=f"{seg.end:,.0f}/{audio.duration:,.0f} s")
-        if to_stdout:
-            writer = targets[0][0]
-            sys.stdout.write(writer.render(segments, rec.id, rec.path, audio.duration))
-            sys.stdout.flush()
-        else:
-            for writer, path in targets:
-                writer.write(path, segments, rec.id, rec.path, audio.duration)
-        result.done += 1
-        result.audio_seconds += audio.duration
-    except SbasrError as e:
-        result.failures.append((rec.path, str(e)))
-        console.print(f"[red]sbasr: error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
-    except Exception as e:  # one broken file must not stop the batch
-        message = f"{rec.path}: {type(e).__name__}: {e}".splitlines()[0]
+    """Write one recording's outputs (atomically), or count and report its failure."""
+    rec = outcome.recording
+    message = outcome.error
+    if message is None:
+        try:
+            if to_stdout:
+                writer = targets[0][0]
+                sys.stdout.write(
+                    writer.render(outcome.segments, rec.id, rec.path, outcome.duration)
+                )
+                sys.stdout.flush()
+            else:
+                for writer, path in targets:
+                    writer.write(path, outcome.segments, rec.id, rec.path, outcome.duration)
+        except Exception as e:  # a full disk, a file in the way: this one fails, the rest go on
+            message = failure(rec, e)
+    if message is not None:
         result.failures.append((rec.path, message))
         console.print(f"[red]sbasr: error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+        if record is not None:
+            record.add(index, rec, {"error": message})
+        return
+    result.done += 1
+    result.audio_seconds += outcome.duration
+    if record is not None:
+        segments = [s.to_dict() for s in outcome.segments]
+        record.add(index, rec, {"duration": round(outcome.duration, 3), "segments": segments})

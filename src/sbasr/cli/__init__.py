@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 COMMANDS: dict[str, str] = {
     "score": "score",
     "transcribe": "transcribe",
+    "merge": "merge",
     "models": "models",
     "finetune": "finetune",
     "export": "export",

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..asr.options import ENGINE_OPTIONS, EngineSettings, TranscribeOptions
+from ..asr.options import ENGINE_OPTIONS, EngineSettings, ShardOptions, TranscribeOptions
 from ..choices import ENGINES, OUTPUT_FORMATS
 from ..errors import SbasrError
 from .common import choice, fail
@@ -67,10 +67,23 @@ def transcribe(
     from ..asr.inputs import MANIFEST_SUFFIXES, expand_inputs
     from ..asr.options import options_from
     from ..asr.runner import check_output_dir, report_warnings, run_batch
+    from ..asr.shards import ShardRecord, parse_shard, split, torchrun_shard
     from ..asr.writers import check_stdout, writers_for
 
+    given = dict(given)
+    shard_flag = given.pop("shard", None)
+    ranks = torchrun_shard()
     try:  # a bad option or language fails here, before the inputs are read or a model loads
         options, settings = options_from(engine.value, given)
+        part = parse_shard(shard_flag) if shard_flag else None
+        if ranks and part:
+            raise SbasrError("--shard under torchrun: torchrun's ranks are the shards already")
+        if ranks:
+            part = ranks[:2]
+            settings = _rank_settings(settings, ranks[2])
+        if part and (output_dir is None or str(output_dir) == "-"):
+            how = "--shard" if shard_flag else "torchrun"
+            raise SbasrError(f"{how}: give an --output-dir, where every shard writes")
     except SbasrError as e:
         raise fail(e) from None
     err = Console(stderr=True)
@@ -99,8 +112,14 @@ def transcribe(
         and files[0].is_file()
         and files[0].suffix.lower() not in MANIFEST_SUFFIXES
     )
+    record, indices, mine = None, None, recordings
+    if part:  # this process's share of the recordings, and its record of them
+        assert output_dir is not None
+        indices = split(recordings, part[1])[part[0]]
+        mine = [recordings[i] for i in indices]
+        record = ShardRecord(output_dir, *part, recordings, indices, resume=skip_existing)
     result = run_batch(
-        recordings,
+        mine,
         asr,
         options,
         writers_for(output_format.value),
@@ -108,11 +127,14 @@ def transcribe(
         to_stdout=to_stdout,
         skip_existing=skip_existing,
         console=err,
+        record=record,
+        indices=indices,
     )
     failures = problems + result.failures
     rtf = f"{result.rtf:.3f}" if result.rtf is not None else "n/a"
+    who = f"shard {part[0]}/{part[1]}: " if part else ""
     err.print(
-        f"{result.done} transcribed, {result.skipped} skipped, {len(failures)} failed; "
+        f"{who}{result.done} transcribed, {result.skipped} skipped, {len(failures)} failed; "
         f"audio {result.audio_seconds:,.1f} s in {result.wall_seconds:,.1f} s "
         f"(real-time factor {rtf})",
         highlight=False,
@@ -122,9 +144,53 @@ def transcribe(
         err.print("failed:", highlight=False)
         for _, message in failures:
             err.print(f"  {escape(message)}", soft_wrap=True, highlight=False)
+    merged_ok = True
+    if ranks:  # every rank done: rank 0 joins the shards' outputs
+        assert output_dir is not None
+        merged_ok = _merge_ranks(ranks[0], output_dir, err)
+    if failures or not merged_ok:
         raise typer.Exit(1)
 
 
+def _rank_settings(settings: EngineSettings, local_rank: int) -> EngineSettings:
+    """A torchrun rank's own device: GPU LOCAL_RANK where there are GPUs, else its share
+    of the CPU cores (unless --threads says)."""
+    import os
+    from dataclasses import replace
+
+    import ctranslate2
+
+    gpus = ctranslate2.get_cuda_device_count() if settings.device != "cpu" else 0
+    if gpus:
+        return replace(settings, device_index=local_rank % gpus)
+    if settings.threads:
+        return settings
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return replace(settings, threads=max(1, (os.cpu_count() or 1) // max(1, local)))
+
+
+def _merge_ranks(rank: int, output_dir: Path, err) -> bool:
+    """Wait for every rank (gloo, over torchrun's rendezvous), then merge on rank 0 while
+    the others wait, so that torchrun sees no rank exit before the merge is written."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    from .merge import report_merge
+
+    # A rank may finish hours after another: the barrier waits as long as a run can take.
+    dist.init_process_group("gloo", timeout=timedelta(days=7))
+    try:
+        dist.barrier()
+        ok = True
+        if rank == 0:
+            ok = report_merge(output_dir, err)
+        dist.barrier()
+        return ok
+    finally:
+        dist.destroy_process_group()
+
+
 transcribe = derived_command(
-    transcribe, dict(ENGINE_OPTIONS), shared=(TranscribeOptions, EngineSettings)
+    transcribe, dict(ENGINE_OPTIONS), shared=(TranscribeOptions, EngineSettings, ShardOptions)
 )

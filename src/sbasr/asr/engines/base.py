@@ -10,6 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from ...errors import SbasrError
+from ...io.audio import SAMPLE_RATE
 from ..options import DecodeOptions, EngineSettings, engine_options
 from ..segments import Span
 
@@ -47,8 +48,27 @@ class Engine(Protocol):
         self, audio: np.ndarray, spans: list[Span], options: DecodeOptions
     ) -> Iterator[Decoded]:
         """Decode `spans` of `audio` (one channel, 16 kHz) in time order, lazily; an option
-        the engine cannot honour is an SbasrError (`sbasr.asr.options.engine_options`)."""
+        the engine cannot honour is an SbasrError (`sbasr.asr.options.engine_options`).
+
+        An engine may also offer `decode_clips(clips, options)`, decoding spans of many
+        recordings in shared batches (see `decode_clips` below)."""
         ...
+
+
+def decode_clips(
+    engine: Engine, clips: list[np.ndarray], options: DecodeOptions
+) -> list[list[Decoded]]:
+    """What `engine` makes of each of `clips` (spans cut from any recordings, one
+    language and one set of options), times in seconds of each clip.
+
+    An engine with its own `decode_clips` batches them across recordings; any other
+    decodes them one by one, as a recording of one span each."""
+    own = getattr(engine, "decode_clips", None)
+    if own is not None:
+        return own(clips, options)
+    return [
+        list(engine.decode(clip, [Span(0.0, len(clip) / SAMPLE_RATE)], options)) for clip in clips
+    ]
 
 
 def load_engine(name: str, model: str | None, settings: EngineSettings | None = None) -> Engine:

@@ -2,7 +2,8 @@
 batches of spans with the LLM's KV cache.
 
 Spans are sorted by length within a look-ahead window before batching (little padding),
-and results are yielded in time order. Language identification, when the language is
+and results are yielded in time order; `decode_clips` batches spans of many recordings
+the same way (`sbasr.asr.corpus`). Language identification, when the language is
 not given, is Whisper's own, from the model the Speech-LLM's encoder came from.
 
 torch's thread count and transformers' logging are process-wide: the engine sets them
@@ -48,6 +49,9 @@ class SpeechLLMEngine:
         device = settings.device
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.index = settings.device_index
+        if device == "cuda" and self.index:
+            device = f"cuda:{self.index}"
         self.device = device
         self.threads = settings.threads
         dtype = _dtype(settings.compute_type, device)  # a bad compute type fails before loading
@@ -64,7 +68,7 @@ class SpeechLLMEngine:
             from .whisper import WhisperEngine
 
             device = "cuda" if self.device.startswith("cuda") else "cpu"
-            settings = EngineSettings(device=device, threads=self.threads)
+            settings = EngineSettings(device=device, threads=self.threads, device_index=self.index)
             spec = self.model.spec
             self._lid = WhisperEngine(spec.hypothesis_model or spec.encoder, settings)
         return self._lid
@@ -80,48 +84,74 @@ class SpeechLLMEngine:
             return
         if not options.language:
             raise SbasrError("the speechllm engine needs a language for each span")
-        batch = options.batch_size
-        window = 8 * batch  # spans sorted by length within this many
+        window = 8 * options.batch_size  # spans sorted by length within this many
         for first in range(0, len(spans), window):
-            indices = list(range(first, min(first + window, len(spans))))
-            indices.sort(key=lambda i: spans[i].duration)
-            hyps = self._hypotheses(audio, spans, indices, options)
-            texts: dict[int, str] = {}
-            for b in range(0, len(indices), batch):
-                chunk = indices[b : b + batch]
-                clips = [_cut(audio, spans[i]) for i in chunk]
-                # Scoped per batch, not around the generator: the caller runs between yields.
-                with self._scope():
-                    out = self.model.transcribe(
-                        clips,
-                        [options.language] * len(chunk),
-                        options.max_new_tokens,
-                        options.beam_size,
-                        hypotheses=[hyps[i] for i in chunk] if hyps else None,
-                    )
-                texts.update(zip(chunk, out))
-            for i in sorted(texts):
-                text = collapse_repetitions(texts[i])
-                if hyps and lost_its_place(text, hyps[i]):
-                    text = hyps[i].strip()
+            chunk = spans[first : first + window]
+            texts = self._texts([_cut(audio, span) for span in chunk], options)
+            for i, text in enumerate(texts):
                 if text:
-                    span = spans[i]
-                    yield Decoded(i, span.start, span.end, text, language=options.language)
+                    span = chunk[i]
+                    yield Decoded(first + i, span.start, span.end, text, language=options.language)
+
+    def decode_clips(self, clips: list[np.ndarray], options: DecodeOptions) -> list[list[Decoded]]:
+        """Decode separate clips (spans of any recordings), sorted by length into batches
+        of `batch_size`; each clip's times are from its own start."""
+        options = cast(SpeechLLMDecodeOptions, engine_options(self.name, options))
+        if not clips:
+            return []
+        if not options.language:
+            raise SbasrError("the speechllm engine needs a language for each span")
+        texts = self._texts([c if len(c) else _SILENCE for c in clips], options)
+        return [
+            [Decoded(i, 0.0, len(clip) / SAMPLE_RATE, text, language=options.language)]
+            if text
+            else []
+            for i, (clip, text) in enumerate(zip(clips, texts))
+        ]
+
+    def _texts(self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions) -> list[str]:
+        """The text of each clip: batches of similar length (little padding), Whisper's
+        hypotheses first for a hypothesis-conditioned model, loops collapsed."""
+        batch = options.batch_size
+        order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
+        hyps = self._hypotheses(clips, order, options)
+        texts: dict[int, str] = {}
+        for b in range(0, len(order), batch):
+            chunk = order[b : b + batch]
+            # Scoped per batch, not around a generator: the caller runs between yields.
+            with self._scope():
+                out = self.model.transcribe(
+                    [clips[i] for i in chunk],
+                    [options.language] * len(chunk),
+                    options.max_new_tokens,
+                    options.beam_size,
+                    hypotheses=[hyps[i] for i in chunk] if hyps else None,
+                )
+            texts.update(zip(chunk, out))
+        result = []
+        for i in range(len(clips)):
+            text = collapse_repetitions(texts[i])
+            if hyps and lost_its_place(text, hyps[i]):
+                text = hyps[i].strip()
+            result.append(text)
+        return result
 
     def _hypotheses(
-        self, audio: np.ndarray, spans: list[Span], indices: list[int], options
+        self, clips: list[np.ndarray], order: list[int], options: SpeechLLMDecodeOptions
     ) -> dict[int, str] | None:
-        """Whisper's first pass over a window of spans, batched, for a hypothesis-conditioned
-        model (None for the paper's pure Speech-LLM)."""
+        """Whisper's first pass over the clips, batched in length order, for a
+        hypothesis-conditioned model (None for the paper's pure Speech-LLM)."""
         if not self.model.spec.hypothesis:
             return None
         from ...speechllm.hypotheses import whisper_hypotheses
 
-        clips = [_cut(audio, spans[i]) for i in indices]
         texts = whisper_hypotheses(
-            self._whisper(), clips, [options.language] * len(clips), options.batch_size
+            self._whisper(),
+            [clips[i] for i in order],
+            [options.language] * len(order),
+            options.batch_size,
         )
-        return dict(zip(indices, texts))
+        return dict(zip(order, texts))
 
     @contextmanager
     def _scope(self) -> Iterator[None]:
@@ -191,9 +221,12 @@ def _warn_if_poor(model: str, dev_wer: float | None) -> None:
         )
 
 
+_SILENCE = np.zeros(SAMPLE_RATE // 10, np.float32)  # what an empty span is decoded as
+
+
 def _cut(audio: np.ndarray, span: Span) -> np.ndarray:
     clip = span.samples(audio)
-    return clip if len(clip) else np.zeros(SAMPLE_RATE // 10, np.float32)
+    return clip if len(clip) else _SILENCE
 
 
 def _dtype(compute_type: str, device: str):

@@ -1,8 +1,14 @@
-"""The Whisper engine: faster-whisper (CTranslate2) on CPU or GPU."""
+"""The Whisper engine: faster-whisper (CTranslate2) on CPU or GPU.
+
+Batched decoding (`--batch-size` over 1) runs faster-whisper's batched pipeline, which
+pads every span to Whisper's 30 s window on its own: a span's text does not depend on
+the spans it shares a batch with, so spans of many recordings can share one
+(`decode_clips`)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import cast
 
@@ -41,6 +47,7 @@ class WhisperEngine:
                 device=settings.device,
                 compute_type=settings.compute_type,  # auto: int8 on CPU, float16 on GPU
                 cpu_threads=settings.threads,
+                device_index=settings.device_index,
             )
         except Exception as e:  # offline hub id, bad directory, unsupported compute type
             hint = ""
@@ -66,33 +73,10 @@ class WhisperEngine:
         options = cast(WhisperDecodeOptions, engine_options(self.name, options))
         if not spans:
             return
-        language = options.language if self.multilingual else "en"
-        common = dict(
-            language=language,
-            beam_size=options.beam_size,
-            temperature=list(options.temperatures()),
-            hotwords=options.hotwords,
-            word_timestamps=options.word_timestamps,
-            vad_filter=False,  # spans are already speech
-            condition_on_previous_text=options.condition_on_previous_text,
-            without_timestamps=not options.timestamps,
-        )
-        if options.max_new_tokens:
-            common["max_new_tokens"] = options.max_new_tokens
+        common = self._common(options)
         starts = np.array([s.start for s in spans])
         if options.batch_size > 1:
-            from faster_whisper import BatchedInferencePipeline
-
-            pipeline = BatchedInferencePipeline(self.model)
-            clips = [{"start": s.start, "end": s.end} for s in spans]
-            segments, info = pipeline.transcribe(
-                audio,
-                initial_prompt=options.initial_prompt,
-                clip_timestamps=clips,
-                batch_size=options.batch_size,
-                **common,
-            )
-            yield from _decoded(segments, 0.0, starts, info.language, len(audio))
+            yield from self._batched(audio, spans, options, common)
             return
         # faster-whisper computes features for all the audio it is given at once (GBs for
         # an hour), so long recordings go in windows of a few minutes, each prompted with
@@ -112,6 +96,68 @@ class WhisperEngine:
                 yield d
             if options.condition_on_previous_text and last:
                 prompt = last
+
+    def decode_clips(self, clips: list[np.ndarray], options: DecodeOptions) -> list[list[Decoded]]:
+        """Decode separate clips (spans of any recordings) in batches of `batch_size`;
+        times are seconds from each clip's start and `Decoded.span` is the clip's index.
+
+        Always the batched pipeline, even for a batch of one: no prompt from one clip to
+        the next and 30 s windows of each clip alone, so a clip's text is what it would be
+        with any other batch-mates."""
+        options = cast(WhisperDecodeOptions, engine_options(self.name, options))
+        if not clips:
+            return []
+        # Clips laid end to end, each from a whole second, so that the pipeline's cut
+        # (seconds times the rate, truncated) gives back every clip sample for sample.
+        pieces, spans, offset = [], [], 0
+        for clip in clips:
+            seconds = -(-(len(clip) + 1) // SAMPLE_RATE)  # at least one sample of silence
+            pieces += [clip, np.zeros(seconds * SAMPLE_RATE - len(clip), np.float32)]
+            spans.append(Span(float(offset), offset + (len(clip) + 0.5) / SAMPLE_RATE))
+            offset += seconds
+        options = replace(options, batch_size=max(1, options.batch_size))
+        out: list[list[Decoded]] = [[] for _ in clips]
+        decoded = self._batched(np.concatenate(pieces), spans, options, self._common(options))
+        for d in decoded:
+            shift, length = spans[d.span].start, len(clips[d.span]) / SAMPLE_RATE
+            d.start, d.end = max(0.0, d.start - shift), min(length, d.end - shift)
+            for w in d.words:
+                w.start, w.end = round(w.start - shift, 3), round(w.end - shift, 3)
+            out[d.span].append(d)
+        return out
+
+    def _batched(
+        self, audio: np.ndarray, spans: list[Span], options: WhisperDecodeOptions, common: dict
+    ) -> Iterator[Decoded]:
+        from faster_whisper import BatchedInferencePipeline
+
+        pipeline = BatchedInferencePipeline(self.model)
+        clips = [{"start": s.start, "end": s.end} for s in spans]
+        segments, info = pipeline.transcribe(
+            audio,
+            initial_prompt=options.initial_prompt,
+            clip_timestamps=clips,
+            batch_size=options.batch_size,
+            **common,
+        )
+        starts = np.array([s.start for s in spans])
+        yield from _decoded(segments, 0.0, starts, info.language, len(audio))
+
+    def _common(self, options: WhisperDecodeOptions) -> dict:
+        """faster-whisper's arguments for `options`, batched or not."""
+        common = dict(
+            language=options.language if self.multilingual else "en",
+            beam_size=options.beam_size,
+            temperature=list(options.temperatures()),
+            hotwords=options.hotwords,
+            word_timestamps=options.word_timestamps,
+            vad_filter=False,  # spans are already speech
+            condition_on_previous_text=options.condition_on_previous_text,
+            without_timestamps=not options.timestamps,
+        )
+        if options.max_new_tokens:
+            common["max_new_tokens"] = options.max_new_tokens
+        return common
 
 
 _WINDOW = 300.0  # seconds of audio per faster-whisper call in sequential decoding
