@@ -11,7 +11,6 @@ audio, a truncated file) are printed as one `sbasr: warning:` line each.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import SbasrError
+from ..io.files import ensure_writable
 from .corpus import Outcome, failure, transcribe_many
 from .engines.base import Engine
 from .inputs import MANIFEST_SUFFIXES, Recording
@@ -66,12 +66,7 @@ def check_output_dir(path: Path) -> None:
     model loads, not after a batch has been decoded."""
     if path.exists() and not path.is_dir():
         raise SbasrError(f"{path}: cannot write outputs there: it is a file, not a directory")
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path, prefix=".sbasr-check-"):
-            pass
-    except OSError as e:
-        raise SbasrError(f"{path}: cannot write outputs there: {e.strerror or e}") from None
+    ensure_writable(path, "outputs there")
 
 
 def report_warnings(caught: list[warnings.WarningMessage], console: Console, show=None) -> None:

@@ -71,3 +71,20 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+# Names of the files `ensure_writable` writes and removes; listings of a folder skip them.
+PROBE_PREFIX = ".sbasr-probe-"
+
+
+def ensure_writable(directory: Path, what: str = "there") -> None:
+    """Create `directory` and write (then remove) a file in it, so that a run fails on one
+    line before it loads a model or trains, not when it saves; the error says it cannot
+    write `what`."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=PROBE_PREFIX, dir=directory)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise SbasrError(f"{directory}: cannot write {what}: {e.strerror or e}") from None

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from ..errors import SbasrError
+from ..io.files import PROBE_PREFIX, ensure_writable
 from .arguments import checkpoints
 
 RUN_CONFIG = "sbasr-finetune.json"  # written at the start of every run (and stage)
-_PROBE = ".sbasr-probe-"
 
 
 def is_main_process() -> bool:
@@ -34,20 +33,14 @@ def contents(out: Path) -> list[Path]:
     """What `out` holds (nothing if it does not exist), but another process's probe."""
     if not out.is_dir():
         return []
-    return [p for p in out.iterdir() if not p.name.startswith(_PROBE)]
+    return [p for p in out.iterdir() if not p.name.startswith(PROBE_PREFIX)]
 
 
 def ensure_writable_dir(out: Path) -> None:
     """Create `out` and check that files can be written in it, so that a run never trains
     for hours before failing to save; one-line errors, not tracebacks."""
     check_not_a_file(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=_PROBE, dir=out)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise SbasrError(f"{out}: cannot write there: {e.strerror or e}") from None
+    ensure_writable(out)
 
 
 def refuse_earlier_run(out: Path, what: str) -> SbasrError:
