@@ -33,6 +33,7 @@ from ..training.output import (
     is_main_process,
     refuse_earlier_run,
 )
+from ..training.quiet import quiet_checkpoint_order
 from ..training.record import plot_history, save_config
 from .cache import EncoderCache, audio_key
 from .model import CONFIG_NAME, SpeechLLM, average_trained, read_trained
@@ -477,7 +478,8 @@ def _train_stage(
         for dataset in (train_set, dev_set):
             if dataset is not None:
                 fill_cache(model, dataset, echo=echo)
-    trainer.train(resume_from_checkpoint=resume_from)
+    with quiet_checkpoint_order():
+        trainer.train(resume_from_checkpoint=resume_from)
     if opts.average_best > 1 and dev:
         best = _best_checkpoints(trainer.state.log_history, stage_dir, opts.average_best, metric)
         if len(best) > 1:

@@ -44,3 +44,9 @@ def quiet_logger(name: str, *fragments: str) -> Iterator[None]:
 def quiet_whisper_generate():
     """Around WhisperForConditionalGeneration.generate."""
     return quiet_logger("transformers.generation.utils", _WHISPER_GENERATE)
+
+
+def quiet_checkpoint_order():
+    """Around Trainer.train: when two checkpoints are saved within the same second (short
+    runs), the Trainer says it orders them by step instead of mtime, which is right."""
+    return quiet_logger("transformers.trainer_utils", "mtime may not be reliable")

@@ -28,7 +28,7 @@ from ..training.output import (
     refuse_earlier_run,
     remove_checkpoints,
 )
-from ..training.quiet import quiet_peft, quiet_whisper_generate
+from ..training.quiet import quiet_checkpoint_order, quiet_peft, quiet_whisper_generate
 from ..training.record import plot_history, save_config
 from .models import EMBEDDED
 from .options import WhisperOptions
@@ -348,7 +348,8 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
             world_size=trainer.accelerator.num_processes,
             distributed=str(trainer.accelerator.distributed_type),
         )
-    trainer.train(resume_from_checkpoint=resume_from)
+    with quiet_checkpoint_order():
+        trainer.train(resume_from_checkpoint=resume_from)
     if not trainer.is_world_process_zero():
         return out
     trainer.save_model(str(out))
