@@ -1,4 +1,4 @@
-"""`sbasr` with test_hardening's fake tone engine and energy VAD, for tests that must run
+"""`sbasr` with the shared fake tone engine and energy VAD, for tests that must run
 the command line in other processes (torchrun's ranks).
 
 `FAKE_SBASR_DIE=RANK:N` makes rank RANK exit abruptly before decoding its Nth recording:
@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 
-from test_hardening import FakeEngine, energy_vad  # noqa: E402
+from fakes import FakeEngine, energy_vad  # noqa: E402
 
 import sbasr.asr.engines.base  # noqa: E402
 import sbasr.asr.pipeline  # noqa: E402

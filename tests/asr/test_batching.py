@@ -1,9 +1,9 @@
-# ruff: noqa: F811 - the fixtures of test_hardening, imported by name
+# ruff: noqa: F811 - the fixtures of fakes, imported by name
 """Batching across recordings (`sbasr.asr.corpus`): spans of many files share batches,
 each recording's outputs are still its own, in input order, with failures and
 --skip-existing as before; a Whisper span's text does not depend on its batch-mates.
 
-The plumbing runs on the fake tone engine of test_hardening (milliseconds); Whisper's
+The plumbing runs on the fake tone engine of fakes (milliseconds); Whisper's
 batch independence on tiny.en and espeak-ng speech; the Speech-LLM on tiny random parts.
 """
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from conftest import SENTENCES, SR, build, needs_espeak, speak, waves
-from test_hardening import FakeEngine, fake_cli, fake_vad, invoke, tone  # noqa: F401
+from fakes import FakeEngine, fake_cli, fake_vad, invoke, tone  # noqa: F401
 
 import sbasr
 from sbasr.asr.engines.base import Decoded
@@ -34,7 +34,7 @@ class BatchingEngine(FakeEngine):
         self.fail_at = fail_at
 
     def decode_clips(self, clips: list[np.ndarray], options: DecodeOptions) -> list[list[Decoded]]:
-        from test_hardening import pitch
+        from fakes import pitch
 
         pitches = [pitch(c) for c in clips]
         self.batches.append(pitches)

@@ -2,10 +2,10 @@
 and record, `sbasr merge` in input order, and torchrun (2 CPU processes, gloo) giving what
 one process gives, with a killed rank resumed by --skip-existing.
 
-The recogniser is test_hardening's fake tone engine (in other processes through
+The recogniser is the shared fake tone engine (in other processes through
 fake_sbasr.py), so what is checked is the plumbing, in seconds."""
 
-# ruff: noqa: F811 - the fixtures of test_hardening, imported by name
+# ruff: noqa: F811 - the fixtures of fakes, imported by name
 from __future__ import annotations
 
 import json
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 from conftest import SR
-from test_hardening import fake_cli, fake_vad, invoke, tone  # noqa: F401
+from fakes import fake_cli, fake_vad, invoke, tone  # noqa: F401
 
 from sbasr.asr.inputs import Recording, expand_inputs
 from sbasr.asr.segments import Span
