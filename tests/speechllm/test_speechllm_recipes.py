@@ -107,14 +107,16 @@ def test_repetition_stop_and_token_budget():
 
 
 class _FakeWhisper:
-    """Stands in for the Whisper engine: 'heard' is each span's length in tenths."""
+    """Stands in for the Whisper engine: 'heard' is each clip's length in tenths."""
 
     def decode(self, audio, spans, options):
         from sbasr.asr.engines.base import Decoded
 
-        assert not options.timestamps and options.beam_size == 1
+        assert not options.timestamps and options.beam_size == options.batch_size == 1
+        assert options.temperatures() == (0.0,)  # no sampling: the same text every run
         for i, s in enumerate(spans):
-            yield Decoded(i, s.start, s.end, f"len {round(s.duration * 10)}")
+            assert len(s.samples(audio)) == len(audio)  # every sample of the clip
+            yield Decoded(i, s.start, s.end, f"len {round(len(audio) / SR * 10)}")
 
 
 def test_hypotheses_are_decoded_once_per_utterance_and_cached(tmp_path):
@@ -229,7 +231,7 @@ def test_ctc_alignment_loss_trains_the_projector_and_blank(parts, tmp_path):
     speech, lengths = model.encode(audio)
     table = model.llm.get_input_embeddings().weight.detach()
     ctc = model.ctc(speech, lengths, [t[:-1] for t in targets], table)
-    assert torch.isfinite(ctc) and float(ctc) > 0
+    assert torch.isfinite(ctc) and float(ctc.detach()) > 0
     total.backward()
     assert model.ctc.blank.grad.abs().sum() > 0 and model.ctc.log_scale.grad is not None
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.projector.parameters())
@@ -242,3 +244,17 @@ def test_ctc_alignment_loss_trains_the_projector_and_blank(parts, tmp_path):
 
     assert {"ctc.blank", "ctc.log_scale"} <= set(read_trained(tmp_path / "m")[0])
     assert build(parts).ctc is None
+
+
+def test_score_is_the_training_loss_summed_and_padding_free(parts):
+    model = build(parts, hypothesis=True)
+    audio = waves(0.7, 1.6)
+    texts, hyps = ["hello there", "press one for sales"], ["hallo there", "press one"]
+    scores = model.score(audio, ["en", "en"], texts, hypotheses=hyps)
+    for i in range(2):
+        labels = torch.tensor([model.target_ids(texts[i])])
+        with torch.no_grad():
+            loss = model([model.prompt_ids("en", hyps[i])], labels, audio=[audio[i]])["loss"]
+        alone = model.score([audio[i]], ["en"], [texts[i]], hypotheses=[hyps[i]])[0]
+        assert alone == pytest.approx(-loss.item() * labels.shape[1], rel=1e-4)
+        assert scores[i] == pytest.approx(alone, rel=1e-4)  # batch-mates change nothing

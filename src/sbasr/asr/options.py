@@ -83,6 +83,11 @@ class SpeechLLMDecodeOptions(DecodeOptions):
     # The paper's 200 suits its LLMs' tokenizers; SmolLM2 spends 12 tokens a second on
     # Russian, so a 30 s span needs ~370. The duration budget (`token_budget`) is the guard.
     max_new_tokens: int = _engine_default("max_new_tokens", 600)
+    check_corrections: bool = option(
+        True,
+        "Models trained with --hypothesis: keep the LLM's change to Whisper's text only "
+        "when Whisper and the LLM together score it higher.",
+    )
 
 
 ENGINE_OPTIONS: dict[str, type[DecodeOptions]] = {

@@ -25,48 +25,42 @@ import numpy as np
 from ..io.audio import SAMPLE_RATE
 from ..io.files import write_atomic
 
-GAP = 0.5  # seconds of silence between utterances decoded as one batch
+# Bumped when `whisper_hypotheses` decodes differently: cached hypotheses of the old way
+# are then decoded again, so that training and transcription see the same first pass.
+HYPOTHESES_VERSION = "greedy-3"
 
 
 def whisper_hypotheses(
     engine,
     audio: Sequence[np.ndarray],
     languages: Sequence[str | None],
-    batch_size: int = 8,
 ) -> list[str]:
-    """The Whisper engine's greedy transcript of each utterance, without timestamps.
+    """The Whisper engine's greedy transcript of each utterance, without timestamps:
+    what `sbasr transcribe --engine whisper --beam-size 1 --temperature-increment 0`
+    writes for it as an oracle segment, so that the LLM corrects the text a user of the
+    Whisper engine gets, no worse a first pass.
 
-    The utterances are laid end to end (with short silences) as one recording whose spans
-    are the utterances, so that the engine decodes them in batches as it would a call's
-    segments. Utterances of different languages go in separate calls."""
+    No temperature fallback: its sampling makes the text of a clip Whisper hesitates on
+    differ from run to run (even with CTranslate2's seed set), and a hypothesis must be
+    the same in training, in the cache and at transcription. One clip at a time, by
+    the engine's sequential path (its default, batch size 1): faster-whisper's batched
+    pipeline computes features per window and, on such clips, writes other words."""
     from ..asr.options import WhisperDecodeOptions
     from ..asr.segments import Span
 
-    out = [""] * len(audio)
-    by_language: dict[str | None, list[int]] = {}
-    for i, lang in enumerate(languages):
-        by_language.setdefault(lang, []).append(i)
-    gap = np.zeros(int(GAP * SAMPLE_RATE), dtype=np.float32)
-    for lang, indices in by_language.items():
-        pieces, spans, t = [], [], 0.0
-        for i in indices:
-            clip = np.asarray(audio[i], dtype=np.float32)
-            pieces += [clip, gap]
-            spans.append(Span(t, t + len(clip) / SAMPLE_RATE))
-            t += (len(clip) + len(gap)) / SAMPLE_RATE
+    out = []
+    for clip, language in zip(audio, languages):
+        clip = np.asarray(clip, dtype=np.float32)
         options = WhisperDecodeOptions(
-            language=lang,
+            language=language,
             beam_size=1,
-            batch_size=batch_size,
+            batch_size=1,
             temperature_increment=0.0,
-            condition_on_previous_text=False,
             timestamps=False,
         )
-        texts: dict[int, list[str]] = {}
-        for d in engine.decode(np.concatenate(pieces), spans, options):
-            texts.setdefault(d.span, []).append(d.text.strip())
-        for span_index, i in enumerate(indices):
-            out[i] = " ".join(t for t in texts.get(span_index, []) if t)
+        span = Span(0.0, (len(clip) + 0.5) / SAMPLE_RATE)  # every sample of the clip
+        texts = (d.text.strip() for d in engine.decode(clip, [span], options))
+        out.append(" ".join(t for t in texts if t))
     return out
 
 
@@ -137,7 +131,7 @@ def cached_hypotheses(
 def _model_fingerprint(model: str) -> str:
     """The model's name, and for a local model its files' sizes and times: a retrained
     model in the same place gets new hypotheses."""
-    parts = [model]
+    parts = [model, HYPOTHESES_VERSION]
     path = Path(model).expanduser()
     if path.is_dir():
         for f in sorted(path.iterdir()):

@@ -423,6 +423,33 @@ class SpeechLLM(nn.Module):
         return nn.functional.cross_entropy(logits.float(), target[keep])
 
     @torch.inference_mode()
+    def score(
+        self,
+        audio: list[np.ndarray],
+        languages: list[str],
+        texts: list[str],
+        hypotheses: list[str] | None = None,
+    ) -> list[float]:
+        """The LLM's log-probability of each text and its end token, given its utterance
+        and prompt: how much it prefers one transcript to another (a correction to the
+        hypothesis it was given, say)."""
+        hyps = hypotheses or [None] * len(audio)
+        prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
+        targets = [self.target_ids(t) for t in texts]
+        embeds, mask, labels = self._sequences(audio, prompts, targets, left_pad=False)
+        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+        body = getattr(causal, causal.base_model_prefix)
+        hidden = body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+        target = labels[:, 1:]
+        keep = target != -100
+        # the output layer only where a label is, as in training (`_text_loss`)
+        logits = causal.get_output_embeddings()(hidden[:, :-1][keep]).float()
+        picked = logits.log_softmax(-1).gather(1, target[keep][:, None]).squeeze(1)
+        rows = keep.nonzero()[:, 0]
+        totals = torch.zeros(len(texts), device=picked.device).index_add_(0, rows, picked)
+        return totals.tolist()
+
+    @torch.inference_mode()
     def transcribe(
         self,
         audio: list[np.ndarray],

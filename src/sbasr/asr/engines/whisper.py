@@ -126,6 +126,60 @@ class WhisperEngine:
             out[d.span].append(d)
         return out
 
+    def score_texts(
+        self, clips: list[np.ndarray], texts: list[str], language: str | None
+    ) -> list[float | None]:
+        """Whisper's log-probability of each text, its end included, given its clip: an
+        acoustic second opinion on another model's transcript (the Speech-LLM's
+        corrections). None where it cannot say: a clip over 30 s or an over-long text.
+
+        CTranslate2's `align` gives the text tokens' probabilities but not the end's, and a
+        text cut short must pay for ending early, so this forces the text as a decoding
+        prefix and reads the logits of every step, the end's included."""
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        tok = Tokenizer(
+            self.model.hf_tokenizer,
+            self.multilingual,
+            task="transcribe",
+            language=(language or "en") if self.multilingual else "en",
+        )
+        start = [*tok.sot_sequence, tok.no_timestamps]
+        window = self.model.feature_extractor.n_samples  # 30 s
+        scores: list[float | None] = [None] * len(texts)
+        todo = [
+            i
+            for i, text in enumerate(texts)
+            if len(clips[i]) <= window and len(tok.encode(" " + text.strip())) < _MAX_TEXT
+        ]
+        for first in range(0, len(todo), _SCORE_BATCH):
+            part = todo[first : first + _SCORE_BATCH]
+            features = np.stack([pad_or_trim(self.model.feature_extractor(clips[i])) for i in part])
+            targets = [tok.encode(" " + texts[i].strip()) for i in part]
+            results = self.model.model.generate(
+                self.model.encode(features),
+                [start + t for t in targets],
+                beam_size=1,
+                # CTranslate2 counts this length its own way: Whisper's whole window
+                # (448) always holds the text and its end; a text cut short runs on a
+                # few tokens past it, which are not read
+                max_length=_MAX_POSITIONS,
+                return_logits_vocab=True,
+                suppress_blank=False,
+                suppress_tokens=[],
+            )
+            for i, target, result in zip(part, targets, results):
+                steps = result.logits[0]  # one logit vector per step, the forced ones first
+                wanted = [*target, tok.eot][: len(steps)]
+                total = 0.0
+                for step, token in zip(steps, wanted):
+                    logits = np.asarray(step, dtype=np.float64)
+                    top = logits.max()
+                    total += logits[token] - top - np.log(np.exp(logits - top).sum())
+                scores[i] = float(total)
+        return scores
+
     def _batched(
         self, audio: np.ndarray, spans: list[Span], options: WhisperDecodeOptions, common: dict
     ) -> Iterator[Decoded]:
@@ -160,6 +214,9 @@ class WhisperEngine:
         return common
 
 
+_SCORE_BATCH = 8  # clips scored together
+_MAX_POSITIONS = 448  # Whisper's decoder window, its start sequence included
+_MAX_TEXT = _MAX_POSITIONS - 8  # the longest text scored, in tokens
 _WINDOW = 300.0  # seconds of audio per faster-whisper call in sequential decoding
 
 
