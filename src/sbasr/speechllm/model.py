@@ -408,19 +408,26 @@ class SpeechLLM(nn.Module):
     def _text_loss(
         self, embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
-        """The LLM's next-token loss, with the output layer applied only where a label is.
+        """The LLM's next-token loss: what its own `labels=` computes (shifted, mean over
+        labelled tokens)."""
+        return -self._label_log_probs(embeds, mask, labels)[0].mean()
 
-        What the LLM's own `labels=` computes (shifted, mean over labelled tokens), but
-        its output layer spans every position and a 49k-word vocabulary, while only the
-        transcript (a fifth of a row) is learnt: on a CPU that layer was a fifth of the
-        step."""
+    def _label_log_probs(
+        self, embeds: torch.Tensor, mask: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The log-probability of each labelled token, and the row it is in.
+
+        The output layer is applied only where a label is: it spans every position and a
+        49k-word vocabulary, while only the transcript (a fifth of a row) is learnt, and
+        on a CPU that layer was a fifth of a training step."""
         causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
         body = getattr(causal, causal.base_model_prefix)
         hidden = body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
         target = labels[:, 1:]
         keep = target != -100
-        logits = causal.get_output_embeddings()(hidden[:, :-1][keep])
-        return nn.functional.cross_entropy(logits.float(), target[keep])
+        logits = causal.get_output_embeddings()(hidden[:, :-1][keep]).float()
+        picked = logits.log_softmax(-1).gather(1, target[keep][:, None]).squeeze(1)
+        return picked, keep.nonzero()[:, 0]
 
     @torch.inference_mode()
     def score(
@@ -437,15 +444,7 @@ class SpeechLLM(nn.Module):
         prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
         targets = [self.target_ids(t) for t in texts]
         embeds, mask, labels = self._sequences(audio, prompts, targets, left_pad=False)
-        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
-        body = getattr(causal, causal.base_model_prefix)
-        hidden = body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
-        target = labels[:, 1:]
-        keep = target != -100
-        # the output layer only where a label is, as in training (`_text_loss`)
-        logits = causal.get_output_embeddings()(hidden[:, :-1][keep]).float()
-        picked = logits.log_softmax(-1).gather(1, target[keep][:, None]).squeeze(1)
-        rows = keep.nonzero()[:, 0]
+        picked, rows = self._label_log_probs(embeds, mask, labels)
         totals = torch.zeros(len(texts), device=picked.device).index_add_(0, rows, picked)
         return totals.tolist()
 
