@@ -491,7 +491,7 @@ def test_engine_errors_are_clear(tmp_path):
 @pytest.mark.parametrize("projector", PROJECTORS)
 def test_speech_embeddings_start_at_the_scale_of_token_embeddings(parts, projector):
     model = build(parts, projector=projector)
-    tokens = float(model.llm.get_input_embeddings().weight.std())
+    tokens = model.llm.get_input_embeddings().weight.detach().std().item()
     with torch.no_grad():
         speech, lengths = model.encode(waves(2.0, 3.0))
     real = torch.cat([speech[i, :n] for i, n in enumerate(lengths)])
