@@ -46,7 +46,7 @@ _sbasr() {
                 --hotwords) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--engine --model -m --segments --format -f --output-dir -o --no-skip-existing --skip-existing --channels --language-per-segment --no-language-per-segment --device --compute-type --threads --shard --language -l --beam-size --batch-size --max-new-tokens --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--engine --model -m --segments --format -f --output-dir -o --no-skip-existing --skip-existing --channels --language-per-segment --no-language-per-segment --device --compute-type --threads --shard --language -l --beam-size --batch-size --max-new-tokens --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --check-corrections --no-check-corrections --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;

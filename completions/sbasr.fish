@@ -41,6 +41,7 @@ complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l initial-prompt 
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l hotwords -x -d 'whisper: Words to favour'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l condition-on-previous-text -l no-condition-on-previous-text -d 'whisper: Prompt each window with the text before it'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l no-word-timestamps -l word-timestamps -d 'whisper: Time every word'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l check-corrections -l no-check-corrections -d 'speechllm: Models trained with --hypothesis: keep the LLM\'s change to Whisper\'s text only when Whisper and the LLM together score it higher'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -F
 complete -c sbasr -n '__fish_seen_subcommand_from merge' -l help -d 'Show this message and exit'
