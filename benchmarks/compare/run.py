@@ -379,8 +379,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        help="run only systems whose name contains this; the table still lists every "
-        "system finished in --work before, so a long comparison can run in parts",
+        help="run only the system of this name, or those whose names contain it; the "
+        "table still lists every system finished in --work before, so a long comparison "
+        "can run in parts",
     )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -399,8 +400,11 @@ def main() -> None:
         else f"a {torch.get_num_threads()}-thread CPU"
     )
     results = []
-    for name, family, cmd in systems(args, sizes):
-        if args.only and args.only not in name:
+    rows = systems(args, sizes)
+    # --only NAME: the system of exactly that name, else every one whose name contains it
+    exact = any(name == args.only for name, _, _ in rows)
+    for name, family, cmd in rows:
+        if args.only and (name != args.only if exact else args.only not in name):
             done = work / f"result-{_slug(name)}.json"  # finished in an earlier part
             if done.is_file():
                 results.append(Result(**json.loads(done.read_text())))
