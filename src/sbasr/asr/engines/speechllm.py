@@ -150,7 +150,7 @@ class SpeechLLMEngine:
         to the hypothesis; else Whisper's text.
 
         From an hour of speech the LLM learns to copy the hypothesis well but to read the
-        speech poorly, so many of its changes are guesses ("абонент" -> "обонент"). Whisper
+        speech poorly, so many of its changes are guesses ("travail" -> "tour"). Whisper
         prefers its own text and the LLM its own: a change survives only where the LLM
         prefers it by more than Whisper objects to it. Measured in benchmarks/compare."""
         changed = [i for i, text in enumerate(texts) if text != hyps[i].strip()]
@@ -159,14 +159,16 @@ class SpeechLLMEngine:
         both = [texts[i] for i in changed] + [hyps[i].strip() for i in changed]
         audio = [clips[i] for i in changed] * 2
         heard = self._whisper().score_texts(audio, both, options.language)
+        prompted = [hyps[i] for i in changed] * 2  # each prompt carries its hypothesis
         read: list[float] = []
         for b in range(0, len(both), options.batch_size):
+            part = slice(b, b + options.batch_size)
             with self._scope():
                 read += self.model.score(
-                    audio[b : b + options.batch_size],
-                    [options.language] * len(audio[b : b + options.batch_size]),
-                    both[b : b + options.batch_size],
-                    hypotheses=[hyps[i] for i in changed * 2][b : b + options.batch_size],
+                    audio[part],
+                    [options.language] * len(audio[part]),
+                    both[part],
+                    hypotheses=prompted[part],
                 )
         out = list(texts)
         n = len(changed)
