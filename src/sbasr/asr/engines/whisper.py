@@ -174,7 +174,7 @@ class WhisperEngine:
                 wanted = [*target, tok.eot][: len(steps)]
                 total = 0.0
                 for step, token in zip(steps, wanted):
-                    logits = np.asarray(step, dtype=np.float64)
+                    logits = np.asarray(_on_host(step), dtype=np.float64)
                     top = logits.max()
                     total += logits[token] - top - np.log(np.exp(logits - top).sum())
                 scores[i] = float(total)
@@ -251,6 +251,15 @@ def _decoded(
             for w in seg.words or []
         ]
         yield Decoded(index, start, end, text, words, seg.avg_logprob, seg.no_speech_prob, language)
+
+
+def _on_host(view):
+    """A CTranslate2 array readable by numpy: logits computed on a GPU stay there."""
+    import ctranslate2
+
+    if getattr(view, "device", "cpu") != "cpu":
+        return view.to_device(ctranslate2.Device.cpu)
+    return view
 
 
 def _first_line(error: Exception) -> str:
