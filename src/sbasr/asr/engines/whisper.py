@@ -148,15 +148,14 @@ class WhisperEngine:
         start = [*tok.sot_sequence, tok.no_timestamps]
         window = self.model.feature_extractor.n_samples  # 30 s
         scores: list[float | None] = [None] * len(texts)
+        tokens = [tok.encode(" " + text.strip()) for text in texts]
         todo = [
-            i
-            for i, text in enumerate(texts)
-            if len(clips[i]) <= window and len(tok.encode(" " + text.strip())) < _MAX_TEXT
+            i for i in range(len(texts)) if len(clips[i]) <= window and len(tokens[i]) < _MAX_TEXT
         ]
         for first in range(0, len(todo), _SCORE_BATCH):
             part = todo[first : first + _SCORE_BATCH]
             features = np.stack([pad_or_trim(self.model.feature_extractor(clips[i])) for i in part])
-            targets = [tok.encode(" " + texts[i].strip()) for i in part]
+            targets = [tokens[i] for i in part]
             results = self.model.model.generate(
                 self.model.encode(features),
                 [start + t for t in targets],
