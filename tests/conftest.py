@@ -143,6 +143,13 @@ def tiny_model(tmp_path_factory) -> Path:
     return out
 
 
+# A chat template of the instruct kind, in the tiny tokenizer's own special tokens.
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|startoftranscript|>{{ m['role'] }}: {{ m['content'] }}"
+    "<|endoftext|>{% endfor %}{% if add_generation_prompt %} assistant:{% endif %}"
+)
+
+
 @pytest.fixture(scope="session")
 def parts(tmp_path_factory, tiny_model) -> dict[str, str]:
     """Paths of a tiny Whisper, two tiny HuBERTs (group and layer norm) and a tiny LLM."""
@@ -178,6 +185,7 @@ def parts(tmp_path_factory, tiny_model) -> dict[str, str]:
         eos_token_id=tokenizer.eos_token_id,
     )
     LlamaForCausalLM(config).save_pretrained(root / "llm")
+    tokenizer.chat_template = CHAT_TEMPLATE  # an instruct LLM's, as SmolLM2-Instruct has
     tokenizer.save_pretrained(root / "llm")
     out["llm"] = str(root / "llm")
     return out

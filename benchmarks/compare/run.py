@@ -27,7 +27,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 LANGUAGES = ("en", "es", "fr", "ru")
-FALLBACK = "temperature fallback"  # in the name of the row decoded with Whisper's default
 
 
 @dataclass
@@ -124,8 +123,28 @@ def sbasr(*args: str) -> subprocess.CompletedProcess[str]:
     return run
 
 
-def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
-    """(name, family, finetune arguments or None for zero-shot)."""
+@dataclass
+class System:
+    """One row of the comparison: how it is trained (None: zero-shot) and decoded."""
+
+    name: str
+    family: str
+    finetune: list[str] | None
+    # Greedy for both families, each engine's own length limits: a cap of 80 tokens (as
+    # this run once had) cut the 40 s Russian prompt (491 SmolLM2 tokens) for both.
+    # Whisper without its temperature fallback, whose sampling changed a few words from
+    # run to run (24.84% and 24.53% zero-shot): the same greedy first pass the
+    # hypothesis-conditioned Speech-LLM corrects. One zero-shot row keeps the fallback,
+    # Whisper's default decoding.
+    decode: list[str] = field(default_factory=lambda: list(GREEDY))
+
+
+GREEDY = ("--beam-size", "1", "--temperature-increment", "0")
+WHISPER_DEFAULT = ["--beam-size", "1"]  # greedy, with the temperature fallback
+SPEECHLLM = ["--beam-size", "1"]  # the Speech-LLM engine has no temperature fallback
+
+
+def systems(args, sizes: Sizes) -> list[System]:
     w = args.whisper
     common = [
         "--learning-rate",
@@ -176,36 +195,46 @@ def systems(args, sizes: Sizes) -> list[tuple[str, str, list[str] | None]]:
     paper = ["--recipe", "paper"]
     small = ["--recipe", "small-data", "--no-hypothesis"]
     ger = ["--recipe", "small-data", "--hypothesis"]
+    full = [*whisper, "--method", "full", "--learning-rate", "1e-5"]
+    e2e, slm_family = "end-to-end", "Speech-LLM"
     return [
-        (f"Whisper {w}, zero-shot", "end-to-end", None),
-        (f"Whisper {w}, zero-shot, temperature fallback", "end-to-end", None),
-        (f"Whisper {w} + LoRA", "end-to-end", [*whisper, "--method", "lora"]),
-        (
-            f"Whisper {w}, full fine-tuning",
-            "end-to-end",
-            [*whisper, "--method", "full", "--learning-rate", "1e-5"],
-        ),
-        (
+        System(f"Whisper {w}, zero-shot", e2e, None),
+        System(f"Whisper {w}, zero-shot, temperature fallback", e2e, None, WHISPER_DEFAULT),
+        System(f"Whisper {w} + LoRA", e2e, [*whisper, "--method", "lora"]),
+        System(f"Whisper {w}, full fine-tuning", e2e, full),
+        System(
             f"Whisper {w}, full fine-tuning, layer-wise LR decay 0.8",
-            "end-to-end",
-            [*whisper, "--method", "full", "--learning-rate", "1e-5", "--layer-lr-decay", "0.8"],
+            e2e,
+            [*full, "--layer-lr-decay", "0.8"],
         ),
-        ("Speech-LLM, paper recipe", "Speech-LLM", [*slm, *paper]),
-        ("Speech-LLM, small-data schedule", "Speech-LLM", [*slm, *small]),
-        (
-            "Speech-LLM + Whisper hypothesis (GER variant)",
-            "Speech-LLM",
-            [*slm, *ger],
+        System("Speech-LLM, paper recipe", slm_family, [*slm, *paper], SPEECHLLM),
+        System("Speech-LLM, small-data schedule", slm_family, [*slm, *small], SPEECHLLM),
+        System(
+            "Speech-LLM, small-data schedule + CTC alignment 0.3",
+            slm_family,
+            [*slm, *small, "--ctc-weight", "0.3"],
+            SPEECHLLM,
         ),
-        (
+        System(
+            "Speech-LLM + Whisper hypothesis (GER variant)", slm_family, [*slm, *ger], SPEECHLLM
+        ),
+        System(
+            "Speech-LLM + Whisper hypothesis, chat template",
+            slm_family,
+            [*slm, *ger, "--chat-template"],
+            SPEECHLLM,
+        ),
+        System(
             "Speech-LLM, two encoders, concat",
-            "Speech-LLM",
+            slm_family,
             [*slm, *paper, *dual, "--fusion", "concat"],
+            SPEECHLLM,
         ),
-        (
+        System(
             "Speech-LLM, two encoders, gated-bi-cross-concat",
-            "Speech-LLM",
+            slm_family,
             [*slm, *paper, *dual, "--fusion", "gated-bi-cross-concat"],
+            SPEECHLLM,
         ),
     ]
 
@@ -222,9 +251,7 @@ def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
 
 
 def run_system(
-    name: str,
-    family: str,
-    cmd: list[str] | None,
+    system: System,
     data: dict[str, Path],
     work: Path,
     sizes: Sizes,
@@ -233,6 +260,7 @@ def run_system(
     """Train (unless a finished model is there), transcribe and score one system. Each
     finished result is kept in the work directory, so an interrupted comparison run again
     with the same --work goes on where it stopped."""
+    name, family, cmd = system.name, system.family, system.finetune
     slug = _slug(name)
     done = work / f"result-{slug}.json"
     if done.is_file():
@@ -269,15 +297,6 @@ def run_system(
         model = str(out)
         engine = "speechllm" if "speechllm" in cmd else "whisper"
     hyp_dir = work / f"hyp-{slug}"
-    # Greedy for both families, each engine's own length limits: a cap of 80 tokens (as
-    # this run once had) cut the 40 s Russian prompt (491 SmolLM2 tokens) for both.
-    # Whisper without its temperature fallback, whose sampling changed a few words from
-    # run to run (24.84% and 24.53% zero-shot): the same greedy first pass the
-    # hypothesis-conditioned Speech-LLM corrects. One zero-shot row keeps the fallback,
-    # Whisper's default decoding.
-    decode = ["--beam-size", "1"]
-    if engine == "whisper" and FALLBACK not in name:
-        decode += ["--temperature-increment", "0"]
     run = sbasr(
         "transcribe",
         str(data["test"]),
@@ -289,7 +308,7 @@ def run_system(
         "keyed",
         "-o",
         str(hyp_dir),
-        *decode,
+        *system.decode,
     )
     rtf = re.search(r"real-time factor ([0-9.]+)", run.stderr)
     hyp = work / f"hyp-{slug}.txt"
@@ -402,14 +421,14 @@ def main() -> None:
     results = []
     rows = systems(args, sizes)
     # --only NAME: the system of exactly that name, else every one whose name contains it
-    exact = any(name == args.only for name, _, _ in rows)
-    for name, family, cmd in rows:
-        if args.only and (name != args.only if exact else args.only not in name):
-            done = work / f"result-{_slug(name)}.json"  # finished in an earlier part
+    exact = any(row.name == args.only for row in rows)
+    for row in rows:
+        if args.only and (row.name != args.only if exact else args.only not in row.name):
+            done = work / f"result-{_slug(row.name)}.json"  # finished in an earlier part
             if done.is_file():
                 results.append(Result(**json.loads(done.read_text())))
             continue
-        results.append(run_system(name, family, cmd, data, work, sizes, args))
+        results.append(run_system(row, data, work, sizes, args))
     counts = {n: sum(1 for _ in data[n].open()) for n in ("train", "dev", "test")}
     meta = {
         "data": f"{counts['train']} train, {counts['dev']} dev and {counts['test']} "
