@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 from conftest import SENTENCES, SR, build, run_cli, waves
 
+from sbasr.errors import SbasrError
 from sbasr.speechllm.cache import EncoderCache, audio_key
 from sbasr.speechllm.hypotheses import HypothesisCache, cached_hypotheses, whisper_hypotheses
 from sbasr.speechllm.model import RepetitionStop, token_budget
@@ -258,3 +259,33 @@ def test_score_is_the_training_loss_summed_and_padding_free(parts):
         alone = model.score([audio[i]], ["en"], [texts[i]], hypotheses=[hyps[i]])[0]
         assert alone == pytest.approx(-loss.item() * labels.shape[1], rel=1e-4)
         assert scores[i] == pytest.approx(alone, rel=1e-4)  # batch-mates change nothing
+
+
+def test_merged_lora_decodes_and_scores_as_the_adapter_does(parts, tmp_path):
+    model = build(parts)
+    model.set_stage(2)
+    torch.manual_seed(3)
+    with torch.no_grad():  # peft starts B at zero, where merging would change nothing
+        for name, p in model.llm.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.5)
+    model.eval()
+    audio = waves(0.7, 1.6, seed=4)
+    texts = ["hello there", "press one for sales"]
+    before = model.transcribe(audio, ["en", "en"], max_new_tokens=8)
+    scores = model.score(audio, ["en", "en"], texts)
+    assert model.merge_lora() is model and model.merged
+    assert not any("lora_" in n for n, _ in model.llm.named_parameters())
+    assert model.transcribe(audio, ["en", "en"], max_new_tokens=8) == before
+    assert model.score(audio, ["en", "en"], texts) == pytest.approx(scores, rel=1e-4)
+    with pytest.raises(SbasrError, match="merged"):
+        model.save(tmp_path / "m")
+
+
+def test_the_engine_decodes_with_the_lora_merged(parts, tmp_path):
+    from sbasr.asr.engines.speechllm import SpeechLLMEngine
+
+    model = build(parts)
+    model.set_stage(2)
+    model.save(tmp_path / "m")
+    assert SpeechLLMEngine(str(tmp_path / "m")).model.merged

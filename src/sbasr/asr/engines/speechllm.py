@@ -56,7 +56,7 @@ class SpeechLLMEngine:
         self.threads = settings.threads
         dtype = _dtype(settings.compute_type, device)  # a bad compute type fails before loading
         with self._scope():
-            self.model = SpeechLLM.load(model).to(device, dtype)
+            self.model = SpeechLLM.load(model).merge_lora().to(device, dtype)
         self.model.eval()
         self._lid = None
         _warn_if_poor(model, self.model.spec.dev_wer)
