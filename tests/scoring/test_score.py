@@ -282,3 +282,27 @@ def test_fork_map_keeps_order_and_raises_what_a_worker_raised():
         fork_map(_square_or_fail, [1, 13])  # 13 runs in a worker
     with pytest.raises(ValueError, match="bad item 13"):
         fork_map(_square_or_fail, [13, 1])  # 13 runs here
+
+
+def test_metric_names_the_unit_an_unknown_language_is_scored_in():
+    ref, hyp = {"k": "今日は good"}, {"k": "今日は bad"}
+    assert score(hyp, ref).pooled.metric == "MER"  # language unknown: mixed tokens
+    assert score(hyp, ref).languages[0].metric == "MER"
+    assert score(hyp, ref, language="ja").languages[0].metric == "CER"
+    assert score(hyp, ref, language="en").pooled.metric == "WER"
+
+
+def test_the_table_never_cuts_counts_short_in_a_narrow_terminal():
+    import io
+
+    from rich.console import Console
+
+    from sbasr.scoring.report import render_table
+
+    words = " ".join(["w"] * 1_234_567)
+    report = score({"English-1": words + " x"}, {"English-1": words}, language_from_key=True)
+    out = io.StringIO()
+    render_table(report, Console(file=out, width=40))
+    text = out.getvalue()
+    assert "1,234,567" in text and "…" not in text
+    assert "English (en)" in text and "WER" in text

@@ -64,6 +64,9 @@ class ErrorCounts(_Errors):
 
     @property
     def metric(self) -> str:
+        if self.unit == "mixed" and self.language is None:
+            # words, with CJK and Thai characters counted one by one: a mixed error rate
+            return "MER"
         return {"word": "WER", "char": "CER", "mixed": "CER"}.get(self.unit, "CER/WER")
 
     def to_dict(self) -> dict:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 
 from rich.cells import cell_len
 from rich.console import Console
+from rich.segment import Segments
 from rich.table import Table
 
 from ..io import languages
@@ -49,7 +50,11 @@ def render_table(report: ScoreReport, console: Console) -> None:
         row(counts, label if counts.language is None else f"{label} ({counts.language})")
     table.add_section()
     row(report.pooled, "pooled", style="bold")
-    console.print(table)
+    # A table wider than the terminal (or than rich's 80 columns in a pipe) is printed
+    # whole, for the terminal to wrap, rather than squeezed into counts cut short ("1,90…").
+    natural = console.measure(table, options=console.options.update_width(10_000)).maximum
+    lines = console.render(table, console.options.update_width(max(console.width, natural)))
+    console.print(Segments(lines), crop=False, soft_wrap=True)
     if report.missing:
         console.print(
             f"[yellow]{len(report.missing)} reference utterances have no hypothesis and count "
