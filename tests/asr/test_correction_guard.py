@@ -21,9 +21,11 @@ from sbasr.speechllm.hypotheses import whisper_hypotheses
 LONG = "press one for sales or two for support"
 
 
-def test_only_a_collapse_of_a_long_hypothesis_counts():
+def test_only_a_collapse_or_a_runaway_of_a_long_hypothesis_counts():
     assert lost_its_place("ВЕСТЬАТЬАТЬ", LONG)
     assert lost_its_place("", LONG)
+    counting = "press " + ", ".join(str(i) for i in range(1, 40))
+    assert lost_its_place(counting, LONG)  # a loop the repetition stop does not see
     assert not lost_its_place("press one for sales or two for support please", LONG)
     assert not lost_its_place("eleven", "11")  # a short rewrite is what it learnt
     assert not lost_its_place("x", "spasibo bolshoe tebe")  # three words: left alone

@@ -286,9 +286,12 @@ def _dtype(compute_type: str, device: str):
 
 def lost_its_place(correction: str, hypothesis: str) -> bool:
     """Whether a hypothesis-conditioned model's output kept less than half of a Whisper
-    hypothesis of four words or more: it looped or skipped sentences (on a 30 s span of
-    Russian it dropped two of four), not a correction, so Whisper's text is kept. Short
-    hypotheses are left alone: there a rewrite ("11" -> "eleven") is what it learnt."""
+    hypothesis of four words or more, or ran to more than twice its length: it skipped
+    sentences (on a 30 s span of Russian it dropped two of four) or looped in a way the
+    repetition stop does not see (counting "1, 2, 3, ..." to the token limit: 144 errors
+    on one piece of a 40 s Russian prompt), not a correction, so Whisper's text is kept. Short hypotheses are
+    left alone: there a rewrite ("11" -> "eleven") is what it learnt."""
     if len(hypothesis.split()) < 4:
         return False
-    return len(correction.strip()) < 0.5 * len(hypothesis.strip())
+    kept, heard = len(correction.strip()), len(hypothesis.strip())
+    return kept < 0.5 * heard or kept > 2 * heard
