@@ -123,6 +123,11 @@ def sbasr(*args: str) -> subprocess.CompletedProcess[str]:
     return run
 
 
+# Greedy: Whisper keeps its temperature fallback with this alone; the Speech-LLM has none.
+BEAM_1 = ("--beam-size", "1")
+GREEDY = (*BEAM_1, "--temperature-increment", "0")  # Whisper without the fallback
+
+
 @dataclass
 class System:
     """One row of the comparison: how it is trained (None: zero-shot) and decoded."""
@@ -136,12 +141,11 @@ class System:
     # run to run (24.84% and 24.53% zero-shot): the same greedy first pass the
     # hypothesis-conditioned Speech-LLM corrects. One zero-shot row keeps the fallback,
     # Whisper's default decoding.
-    decode: list[str] = field(default_factory=lambda: list(GREEDY))
+    decode: list[str] | None = None  # default: GREEDY for Whisper, BEAM_1 for Speech-LLMs
 
-
-GREEDY = ("--beam-size", "1", "--temperature-increment", "0")
-WHISPER_DEFAULT = ["--beam-size", "1"]  # greedy, with the temperature fallback
-SPEECHLLM = ["--beam-size", "1"]  # the Speech-LLM engine has no temperature fallback
+    def __post_init__(self) -> None:
+        if self.decode is None:
+            self.decode = list(GREEDY if self.family == "end-to-end" else BEAM_1)
 
 
 def systems(args, sizes: Sizes) -> list[System]:
@@ -199,7 +203,7 @@ def systems(args, sizes: Sizes) -> list[System]:
     e2e, slm_family = "end-to-end", "Speech-LLM"
     return [
         System(f"Whisper {w}, zero-shot", e2e, None),
-        System(f"Whisper {w}, zero-shot, temperature fallback", e2e, None, WHISPER_DEFAULT),
+        System(f"Whisper {w}, zero-shot, temperature fallback", e2e, None, list(BEAM_1)),
         System(f"Whisper {w} + LoRA", e2e, [*whisper, "--method", "lora"]),
         System(f"Whisper {w}, full fine-tuning", e2e, full),
         System(
@@ -207,34 +211,28 @@ def systems(args, sizes: Sizes) -> list[System]:
             e2e,
             [*full, "--layer-lr-decay", "0.8"],
         ),
-        System("Speech-LLM, paper recipe", slm_family, [*slm, *paper], SPEECHLLM),
-        System("Speech-LLM, small-data schedule", slm_family, [*slm, *small], SPEECHLLM),
+        System("Speech-LLM, paper recipe", slm_family, [*slm, *paper]),
+        System("Speech-LLM, small-data schedule", slm_family, [*slm, *small]),
         System(
             "Speech-LLM, small-data schedule + CTC alignment 0.3",
             slm_family,
             [*slm, *small, "--ctc-weight", "0.3"],
-            SPEECHLLM,
         ),
-        System(
-            "Speech-LLM + Whisper hypothesis (GER variant)", slm_family, [*slm, *ger], SPEECHLLM
-        ),
+        System("Speech-LLM + Whisper hypothesis (GER variant)", slm_family, [*slm, *ger]),
         System(
             "Speech-LLM + Whisper hypothesis, chat template",
             slm_family,
             [*slm, *ger, "--chat-template"],
-            SPEECHLLM,
         ),
         System(
             "Speech-LLM, two encoders, concat",
             slm_family,
             [*slm, *paper, *dual, "--fusion", "concat"],
-            SPEECHLLM,
         ),
         System(
             "Speech-LLM, two encoders, gated-bi-cross-concat",
             slm_family,
             [*slm, *paper, *dual, "--fusion", "gated-bi-cross-concat"],
-            SPEECHLLM,
         ),
     ]
 
