@@ -12,10 +12,10 @@ for its own calls only (`_scope`) and gives the caller's back after each.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import cast
+from typing import TypeVar, cast
 
 import numpy as np
 
@@ -25,6 +25,8 @@ from ..options import DecodeOptions, EngineSettings, SpeechLLMDecodeOptions, eng
 from ..postprocess import collapse_repetitions
 from ..segments import Span
 from .base import Decoded, no_gpu
+
+T = TypeVar("T")
 
 
 class SpeechLLMEngine:
@@ -112,27 +114,25 @@ class SpeechLLMEngine:
     def _texts(self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions) -> list[str]:
         """The text of each clip: batches of similar length (little padding), Whisper's
         hypotheses first for a hypothesis-conditioned model, loops collapsed."""
-        batch = options.batch_size
         order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
         hyps = self._hypotheses(clips, order, options)
-        texts: dict[int, str] = {}
-        for b in range(0, len(order), batch):
-            chunk = order[b : b + batch]
-            # Scoped per batch, not around a generator: the caller runs between yields.
-            with self._scope():
-                out = self.model.transcribe(
-                    [clips[i] for i in chunk],
-                    [options.language] * len(chunk),
-                    options.max_new_tokens,
-                    options.beam_size,
-                    hypotheses=[hyps[i] for i in chunk] if hyps else None,
-                )
-            texts.update(zip(chunk, out))
+        out = self._batched(
+            order,
+            options.batch_size,
+            lambda chunk: self.model.transcribe(
+                [clips[i] for i in chunk],
+                [options.language] * len(chunk),
+                options.max_new_tokens,
+                options.beam_size,
+                hypotheses=[hyps[i] for i in chunk] if hyps else None,
+            ),
+        )
+        texts = dict(zip(order, out))
         result = []
         for i in range(len(clips)):
             text = collapse_repetitions(texts[i])
             if hyps and lost_its_place(text, hyps[i]):
-                text = hyps[i].strip()
+                text = hyps[i]
             result.append(text)
         if hyps and options.check_corrections:
             result = self._checked(clips, result, hyps, options)
@@ -153,30 +153,39 @@ class SpeechLLMEngine:
         speech poorly, so many of its changes are guesses ("travail" -> "tour"). Whisper
         prefers its own text and the LLM its own: a change survives only where the LLM
         prefers it by more than Whisper objects to it. Measured in benchmarks/compare."""
-        changed = [i for i, text in enumerate(texts) if text != hyps[i].strip()]
+        changed = [i for i, text in enumerate(texts) if text != hyps[i]]
         if not changed:
             return texts
-        both = [texts[i] for i in changed] + [hyps[i].strip() for i in changed]
+        both = [texts[i] for i in changed] + [hyps[i] for i in changed]
         audio = [clips[i] for i in changed] * 2
         heard = self._whisper().score_texts(audio, both, options.language)
         prompted = [hyps[i] for i in changed] * 2  # each prompt carries its hypothesis
-        read: list[float] = []
-        for b in range(0, len(both), options.batch_size):
-            part = slice(b, b + options.batch_size)
-            with self._scope():
-                read += self.model.score(
-                    audio[part],
-                    [options.language] * len(audio[part]),
-                    both[part],
-                    hypotheses=prompted[part],
-                )
+        read = self._batched(
+            list(range(len(both))),
+            options.batch_size,
+            lambda rows: self.model.score(
+                [audio[r] for r in rows],
+                [options.language] * len(rows),
+                [both[r] for r in rows],
+                hypotheses=[prompted[r] for r in rows],
+            ),
+        )
         out = list(texts)
         n = len(changed)
         for k, i in enumerate(changed):
             if heard[k] is None or heard[n + k] is None:
                 continue  # over 30 s: Whisper cannot judge it, the LLM's text stands
             if heard[k] + read[k] <= heard[n + k] + read[n + k]:
-                out[i] = hyps[i].strip()
+                out[i] = hyps[i]
+        return out
+
+    def _batched(self, items: list[int], size: int, run: Callable[[list[int]], list[T]]) -> list[T]:
+        """`run` over `items` in batches of `size`, each in the engine's scope: scoped per
+        batch, not around a generator, because the caller runs between yields."""
+        out: list[T] = []
+        for b in range(0, len(items), size):
+            with self._scope():
+                out += run(items[b : b + size])
         return out
 
     def _hypotheses(
