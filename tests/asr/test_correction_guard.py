@@ -103,6 +103,19 @@ def test_whisper_scores_its_own_transcript_above_a_cut_or_changed_one():
     assert engine.score_texts([waves(31.0)[0]], [heard], "en") == [None]  # past 30 s
 
 
+def test_whisper_encodes_a_clip_scored_twice_once():
+    engine = WhisperEngine("tiny.en", EngineSettings(device="cpu"))
+    clip, other = speak("press one for sales"), speak("hold the line")
+    texts = ["press one for sales", "press one for tails", "hold the line", "hold on"]
+    copies = engine.score_texts([clip, clip.copy(), other, other.copy()], texts, "en")
+    widths, encode = [], engine.model.encode
+    engine.model.encode = lambda features: widths.append(len(features)) or encode(features)
+    shared = engine.score_texts([clip, clip, other, other], texts, "en")
+    assert widths == [2]  # two clips encoded for four texts
+    assert shared == pytest.approx(copies, abs=1e-4)
+    assert shared[0] > shared[1] and shared[2] > shared[3]
+
+
 def test_hypotheses_are_what_the_whisper_engine_writes(tmp_path):
     rows = []
     for i, text in enumerate(["press one for sales", "the conference has been extended"]):

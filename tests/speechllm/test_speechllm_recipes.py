@@ -261,6 +261,19 @@ def test_score_is_the_training_loss_summed_and_padding_free(parts):
         assert scores[i] == pytest.approx(alone, rel=1e-4)  # batch-mates change nothing
 
 
+def test_score_encodes_a_clip_given_twice_once(parts):
+    model = build(parts, hypothesis=True)
+    a, b = waves(0.7, 1.6)
+    texts = ["hello there", "hallo there", "press one", "press won"]
+    hyps = ["hallo there", "hallo there", "press one", "press one"]
+    langs = ["en"] * 4
+    copies = model.score([a, a.copy(), b, b.copy()], langs, texts, hypotheses=hyps)
+    seen, run = [], model._run_encoders
+    model._run_encoders = lambda audio: seen.append(len(audio)) or run(audio)
+    shared = model.score([a, a, b, b], langs, texts, hypotheses=hyps)
+    assert seen == [2] and shared == pytest.approx(copies, rel=1e-5)
+
+
 def test_merged_lora_decodes_and_scores_as_the_adapter_does(parts, tmp_path):
     model = build(parts)
     model.set_stage(2)

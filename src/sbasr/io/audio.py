@@ -157,3 +157,17 @@ def resample(samples: np.ndarray, rate: float, target: int = SAMPLE_RATE) -> np.
     parts = [f.to_ndarray()[0] for f in resampler.resample(frame)]
     parts += [f.to_ndarray()[0] for f in resampler.resample(None)]
     return np.concatenate(parts).astype(np.float32, copy=False) if parts else samples[:0]
+
+
+def distinct_clips(clips: list[np.ndarray]) -> tuple[list[np.ndarray], list[int]]:
+    """The clips with repeats (the same array object) removed, and each input's index
+    into them: scoring two texts against one clip encodes it once."""
+    slot: dict[int, int] = {}
+    unique: list[np.ndarray] = []
+    index = []
+    for clip in clips:
+        if id(clip) not in slot:
+            slot[id(clip)] = len(unique)
+            unique.append(clip)
+        index.append(slot[id(clip)])
+    return unique, index

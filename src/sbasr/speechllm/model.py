@@ -20,7 +20,7 @@ from torch import nn
 
 from ..choices import TRAIN_ENCODER
 from ..errors import SbasrError
-from ..io.audio import SAMPLE_RATE
+from ..io.audio import SAMPLE_RATE, distinct_clips
 from ..io.files import write_atomic
 from ..io.languages import name as language_name
 from ..training.quiet import quiet_peft
@@ -457,7 +457,12 @@ class SpeechLLM(nn.Module):
         hyps = hypotheses or [None] * len(audio)
         prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
         targets = [self.target_ids(t) for t in texts]
-        embeds, mask, labels = self._sequences(audio, prompts, targets, left_pad=False)
+        unique, index = distinct_clips(audio)  # several texts of one clip: encoded once
+        speech, lengths = self.encode(unique)
+        where = torch.tensor(index, device=speech.device)
+        embeds, mask, labels = self._assemble(
+            speech[where], lengths[where], prompts, targets, left_pad=False
+        )
         picked, rows = self._label_log_probs(embeds, mask, labels)
         totals = torch.zeros(len(texts), device=picked.device).index_add_(0, rows, picked)
         return totals.tolist()

@@ -156,13 +156,15 @@ class SpeechLLMEngine:
         changed = [i for i, text in enumerate(texts) if text != hyps[i]]
         if not changed:
             return texts
-        both = [texts[i] for i in changed] + [hyps[i] for i in changed]
-        audio = [clips[i] for i in changed] * 2
+        # Each clip's correction and hypothesis side by side, so that both share a batch
+        # and the clip is encoded once for the two (by either model).
+        both = [text for i in changed for text in (texts[i], hyps[i])]
+        audio = [clips[i] for i in changed for _ in range(2)]
         heard = self._whisper().score_texts(audio, both, options.language)
-        prompted = [hyps[i] for i in changed] * 2  # each prompt carries its hypothesis
+        prompted = [hyps[i] for i in changed for _ in range(2)]  # the prompt's hypothesis
         read = self._batched(
             list(range(len(both))),
-            options.batch_size,
+            2 * max(1, options.batch_size // 2),  # whole pairs
             lambda rows: self.model.score(
                 [audio[r] for r in rows],
                 [options.language] * len(rows),
@@ -171,11 +173,11 @@ class SpeechLLMEngine:
             ),
         )
         out = list(texts)
-        n = len(changed)
         for k, i in enumerate(changed):
-            if heard[k] is None or heard[n + k] is None:
+            fix, kept = 2 * k, 2 * k + 1  # the correction's row and the hypothesis's
+            if heard[fix] is None or heard[kept] is None:
                 continue  # over 30 s: Whisper cannot judge it, the LLM's text stands
-            if heard[k] + read[k] <= heard[n + k] + read[n + k]:
+            if heard[fix] + read[fix] <= heard[kept] + read[kept]:
                 out[i] = hyps[i]
         return out
 

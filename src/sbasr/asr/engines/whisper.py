@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
 from ...errors import SbasrError
-from ...io.audio import SAMPLE_RATE
+from ...io.audio import SAMPLE_RATE, distinct_clips
 from ...speechllm.config import CONFIG_NAME as SPEECHLLM_CONFIG
 from ...whisper.models import DEFAULT_MODEL, resolve_model
 from ..options import DecodeOptions, EngineSettings, WhisperDecodeOptions, engine_options
@@ -136,7 +136,6 @@ class WhisperEngine:
         CTranslate2's `align` gives the text tokens' probabilities but not the end's, and a
         text cut short must pay for ending early, so this forces the text as a decoding
         prefix and reads the logits of every step, the end's included."""
-        from faster_whisper.audio import pad_or_trim
         from faster_whisper.tokenizer import Tokenizer
 
         tok = Tokenizer(
@@ -154,10 +153,11 @@ class WhisperEngine:
         ]
         for first in range(0, len(todo), _SCORE_BATCH):
             part = todo[first : first + _SCORE_BATCH]
-            features = np.stack([pad_or_trim(self.model.feature_extractor(clips[i])) for i in part])
+            # `_host`: the array `encoded` may read from, alive until generate is done
+            encoded, _host = self._encode_rows([clips[i] for i in part])
             targets = [tokens[i] for i in part]
             results = self.model.model.generate(
-                self.model.encode(features),
+                encoded,
                 [start + t for t in targets],
                 beam_size=1,
                 # CTranslate2 counts this length its own way: Whisper's whole window
@@ -178,6 +178,25 @@ class WhisperEngine:
                     total += logits[token] - top - np.log(np.exp(logits - top).sum())
                 scores[i] = float(total)
         return scores
+
+    def _encode_rows(self, clips: list[np.ndarray]) -> tuple[Any, np.ndarray | None]:
+        """Whisper's encoder output for each clip, a clip given several times (the same
+        array) encoded once on a CPU, where an encoder pass over the 30 s window costs as
+        much as scoring the texts. Also the host array the output is a view of, if any,
+        to keep alive while it is read. On a GPU each row is encoded, as before: copying
+        rows there would be a host round trip for little gain."""
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+
+        unique, index = distinct_clips(clips)
+        if self.model.model.device != "cpu" or len(unique) == len(clips):
+            unique, index = clips, list(range(len(clips)))
+        features = np.stack([pad_or_trim(self.model.feature_extractor(c)) for c in unique])
+        encoded = self.model.encode(features)
+        if len(unique) == len(clips):
+            return encoded, None
+        rows = np.ascontiguousarray(np.asarray(encoded)[index])
+        return ctranslate2.StorageView.from_array(rows), rows
 
     def _batched(
         self, audio: np.ndarray, spans: list[Span], options: WhisperDecodeOptions, common: dict
