@@ -3,7 +3,7 @@
 1. For each engine, the same manifest transcribed with --batch-size 1 and 8 in one run:
    wall time ratio (goals: Whisper >= 1.5x, Speech-LLM >= 3x) and WER of each (goal:
    within 0.5 points); the Speech-LLM in float32 and, with --speechllm-compute-types
-   float32,bfloat16, in bfloat16 too (a CPU with native bf16 runs it about twice as fast).
+   float32,bfloat16, in bfloat16 too.
 2. Peak resident memory of `sbasr transcribe` over a manifest of 1,000 files (the real
    prompts again under other names, in a temporary directory; goal <= 1.5 GB).
 
