@@ -225,6 +225,11 @@ def systems(args, sizes: Sizes) -> list[System]:
             [*slm, *ger, "--chat-template"],
         ),
         System(
+            "Speech-LLM + Whisper hypothesis, encoder LoRA",
+            slm_family,
+            [*slm, *ger, "--train-encoder", "lora"],
+        ),
+        System(
             "Speech-LLM, two encoders, concat",
             slm_family,
             [*slm, *paper, *dual, "--fusion", "concat"],

@@ -60,15 +60,15 @@ def test_quick_comparison_runs_every_system(tmp_path, parts):
     run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
     results = json.loads((out / "results.json").read_text())["results"]
-    assert [r["family"] for r in results] == ["end-to-end"] * 5 + ["Speech-LLM"] * 7
+    assert [r["family"] for r in results] == ["end-to-end"] * 5 + ["Speech-LLM"] * 8
     for r in results:
         assert set(r["rates"]) == set(SAY) and r["pooled"] >= 0 and r["rtf"] > 0
         assert (r["train_seconds"] > 0) == ("zero-shot" not in r["system"])
     table = (out / "results.md").read_text()
-    assert table.count("\n| ") == 12 and "gated-bi-cross-concat" in table
+    assert table.count("\n| ") == 13 and "gated-bi-cross-concat" in table
     assert "Whisper hypothesis" in table and "paper recipe" in table and "LR decay" in table
     assert "temperature fallback" in table
-    assert "CTC alignment" in table and "chat template" in table
+    assert "CTC alignment" in table and "chat template" in table and "encoder LoRA" in table
     assert (out / "results.png").stat().st_size > 10_000
     # a comparison run in parts: one system again, the table still lists all finished ones
     again = subprocess.run([*command, "--only", "zero-shot"], capture_output=True, text=True)
