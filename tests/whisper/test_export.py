@@ -53,9 +53,13 @@ def test_lora_adapter_is_merged_on_export(clip_path, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
+    from sbasr.training.quiet import quiet_peft
+
     base = transformers_dir("tiny.en")
     model = WhisperForConditionalGeneration.from_pretrained(base)
-    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]))
+    with quiet_peft():  # as sbasr itself wraps it
+        config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+        lora = get_peft_model(model, config)
     torch.manual_seed(0)
     with torch.no_grad():  # a trained-looking adapter: B is zero at initialisation
         for name, p in lora.named_parameters():

@@ -49,7 +49,10 @@ def _model(lora: bool = False):
     if lora:
         from peft import LoraConfig, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=list(LORA)))
+        from sbasr.training.quiet import quiet_peft
+
+        with quiet_peft():  # as sbasr itself wraps it
+            model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=list(LORA)))
     return model
 
 
