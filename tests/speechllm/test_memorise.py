@@ -76,18 +76,8 @@ def test_a_tiny_model_memorises_four_utterances_through_the_cli(parts, noise_cor
     test = tmp_path / "test.jsonl"
     test.write_text("".join(json.dumps(row) + "\n" for row in rows))
     hyp = tmp_path / "hyp"
-    decoded = run_cli(
-        "transcribe",
-        str(test),
-        "--engine",
-        "speechllm",
-        "-m",
-        str(out),
-        "-f",
-        "keyed",
-        "-o",
-        str(hyp),
-    )
+    engine = ["--engine", "speechllm", "-m", str(out), "-f", "keyed", "-o", str(hyp)]
+    decoded = run_cli("transcribe", str(test), *engine)
     assert decoded.returncode == 0, decoded.stderr
     lines = [line for f in sorted(hyp.glob("*.keyed")) for line in f.read_text().splitlines()]
     written = {key: text for key, _, text in (line.partition(" ") for line in lines)}
