@@ -11,6 +11,8 @@ import json
 import soundfile as sf
 from conftest import run_cli
 
+from sbasr.scoring.transcripts import read_transcripts
+
 
 def sharp_llm(parts, root):
     """A tiny LLM whose frozen output layer can give one token most of the probability. At
@@ -79,7 +81,7 @@ def test_a_tiny_model_memorises_four_utterances_through_the_cli(parts, noise_cor
     engine = ["--engine", "speechllm", "-m", str(out), "-f", "keyed", "-o", str(hyp)]
     decoded = run_cli("transcribe", str(test), *engine)
     assert decoded.returncode == 0, decoded.stderr
-    lines = [line for f in sorted(hyp.glob("*.keyed")) for line in f.read_text().splitlines()]
-    written = {key: text for key, _, text in (line.partition(" ") for line in lines)}
+    keyed = [read_transcripts(f) for f in sorted(hyp.glob("*.keyed"))]
+    written = {k: t for file in keyed for k, t in zip(file.ids, file.texts)}
     expected = {row["id"]: row["text"] for row in rows}
     assert written == expected
