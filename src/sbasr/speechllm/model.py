@@ -25,6 +25,7 @@ from ..io.files import write_atomic
 from ..io.languages import name as language_name
 from ..training.quiet import quiet_peft
 from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig, read_config
+from .dropout import cheapen_lora_dropout
 from .encoders import align_frames, frame_mask, load_encoder
 from .fusion import Fusion
 from .llm import load_llm
@@ -82,6 +83,7 @@ class SpeechLLM(nn.Module):
             )
             for enc in self._encoders():
                 inject_adapter_in_model(lora, enc)
+                cheapen_lora_dropout(enc)
         self.llm = llm
         if config.llm_lora:
             self._attach_llm_lora()
@@ -139,6 +141,7 @@ class SpeechLLM(nn.Module):
         )
         with quiet_peft():
             self.llm = get_peft_model(self.llm, lora)
+        cheapen_lora_dropout(self.llm)
         cfg.llm_lora = True  # the model's own copy: it now has, and saves, the adapter
 
     def set_stage(self, stage: int) -> None:
