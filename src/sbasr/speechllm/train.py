@@ -502,8 +502,8 @@ def _train_stage(
 @contextmanager
 def training_attention(model: SpeechLLM, device):
     """The LLM's plain (eager) attention while it trains on a CPU. torch's fused
-    attention is as fast there for decoding, but its backward pass on rows of a hundred
-    positions took a third of a bf16 stage-2 step (eager: a twentieth); on GPUs it stays."""
+    attention is as fast there for decoding, but with its backward pass on rows of a
+    hundred positions a bf16 stage-2 step took a third longer; on GPUs it stays."""
     llm = model.llm.get_base_model() if hasattr(model.llm, "get_base_model") else model.llm
     before = llm.config._attn_implementation
     switch = getattr(device, "type", device) == "cpu" and before == "sdpa"
