@@ -235,6 +235,26 @@ def test_batches_are_bounded_by_seconds():
     assert list(sampler) != batches
 
 
+def test_a_long_prompt_does_not_pad_a_batch_of_short_clips():
+    # 200 one-second clips of ~30 LLM positions and 20 clips of 12 s (~200 positions);
+    # clip 7's Whisper hypothesis looped, so its prompt makes it 280 positions long
+    durations = [1.0] * 200 + [12.0] * 20
+    positions = [30 + i % 5 for i in range(200)] + [200] * 20
+    positions[7] = 280
+    by_seconds = list(SecondsBatchSampler(durations, 30, 64, seed=0))
+    (worst,) = [b for b in by_seconds if 7 in b]
+    assert len(worst) == 30  # seconds alone: 29 short clips padded to 280 positions
+    sampler = SecondsBatchSampler(durations, 30, 64, seed=0, positions=positions)
+    batches = list(sampler)
+    assert sorted(i for b in batches for i in b) == list(range(220))
+    padded = [len(b) * max(positions[i] for i in b) for b in batches]
+    assert max(padded) <= sampler.max_positions < 30 * 280
+    (home,) = [b for b in batches if 7 in b]
+    assert len(home) <= 3 and all(positions[i] >= 200 for i in home)  # with the long clips
+    assert all(sum(durations[i] for i in b) <= 30 for b in batches)
+    assert list(sampler) == batches  # resumable as before
+
+
 def _event_files(directory: Path) -> list[Path]:
     return sorted(directory.glob("events.out.tfevents.*"))
 

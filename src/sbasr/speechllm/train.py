@@ -59,6 +59,18 @@ class SpeechLLMDataset(AudioDataset):
         self.target_ids = model.target_ids
         self.model, self.cache, self.hypotheses = model, cache, hypotheses
 
+    def positions(self) -> list[int]:
+        """Each example's length in LLM positions (prompt, speech, transcript and end),
+        estimated without loading its audio: what it costs the LLM in a batch."""
+        per_second = 50 / self.model.spec.downsample  # Whisper's 50 frames a second
+        return [
+            len(self.prompt(ex))
+            + int((ex.duration or 0.0) / self.speed_of(i) * per_second)
+            + 1
+            + len(self.target_ids(ex.text))
+            for i, ex in enumerate(self.examples)
+        ]
+
     def prompt(self, ex: Example) -> list[int]:
         if self.hypotheses is None:
             return self.prompts[ex.language]
@@ -180,7 +192,18 @@ def collate(items: list[dict]) -> dict:
 class SecondsBatchSampler:
     """Batches of at most `seconds` of audio (and `max_items` utterances): utterances of
     similar length go together, so little of a batch is padding; the order of batches is
-    shuffled anew each epoch, from the seed, so that a resumed run sees the same ones."""
+    shuffled anew each epoch, from the seed, so that a resumed run sees the same ones.
+
+    With `positions` (each utterance's length in LLM positions: prompt, speech and
+    transcript), utterances are sorted by those, and no batch holds more padded positions
+    than `POSITION_FACTOR` times the average batch of the same data batched by seconds
+    alone. Seconds of audio alone misjudge a batch whose prompt or transcript is long for
+    its audio: a 1 s clip whose Whisper hypothesis looped for 244 tokens padded its 30
+    short neighbours to 280 positions each, a step 20 times slower than the rest that
+    needed over 10 GB on a CPU.
+    """
+
+    POSITION_FACTOR = 3
 
     def __init__(
         self,
@@ -189,33 +212,52 @@ class SecondsBatchSampler:
         max_items: int,
         seed: int,
         shuffle: bool = True,
+        positions: list[int] | None = None,
     ) -> None:
         self.durations, self.seconds, self.max_items = durations, seconds, max_items
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
+        self.positions = positions
+        self.max_positions: int | None = None
+        if positions is not None and positions:
+            plain = self._group(list(range(len(durations))), durations.__getitem__)
+            padded = [len(b) * max(positions[i] for i in b) for b in plain]
+            self.max_positions = int(self.POSITION_FACTOR * sum(padded) / len(padded))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def _group(self, order: list[int], key) -> list[list[int]]:
+        """`order` cut into batches, each pool of it sorted by `key` first."""
+        batches: list[list[int]] = []
+        pool = 100 * max(1, self.max_items)  # sort within pools: similar lengths, still random
+        for p in range(0, len(order), pool):
+            batch: list[int] = []
+            total, widest = 0.0, 0
+            for i in sorted(order[p : p + pool], key=key):
+                d = self.durations[i]
+                width = max(widest, self.positions[i]) if self.max_positions else 0
+                if batch and (
+                    total + d > self.seconds
+                    or len(batch) >= self.max_items
+                    or (self.max_positions and (len(batch) + 1) * width > self.max_positions)
+                ):
+                    batches.append(batch)
+                    batch, total, widest = [], 0.0, 0
+                    width = self.positions[i] if self.max_positions else 0
+                batch.append(i)
+                total += d
+                widest = width
+            if batch:
+                batches.append(batch)
+        return batches
 
     def _batches(self) -> list[list[int]]:
         rng = random.Random(self.seed * 7919 + self.epoch)
         order = list(range(len(self.durations)))
         if self.shuffle:
             rng.shuffle(order)
-        batches: list[list[int]] = []
-        pool = 100 * max(1, self.max_items)  # sort within pools: similar lengths, still random
-        for p in range(0, len(order), pool):
-            chunk = sorted(order[p : p + pool], key=lambda i: self.durations[i])
-            batch: list[int] = []
-            total = 0.0
-            for i in chunk:
-                d = self.durations[i]
-                if batch and (total + d > self.seconds or len(batch) >= self.max_items):
-                    batches.append(batch)
-                    batch, total = [], 0.0
-                batch.append(i)
-                total += d
-            if batch:
-                batches.append(batch)
+        lengths = self.positions if self.positions is not None else self.durations
+        batches = self._group(order, lengths.__getitem__)
         if self.shuffle:
             rng.shuffle(batches)
         return batches
@@ -262,6 +304,7 @@ def _trainer_class():
                 self.args.per_device_train_batch_size,
                 self.args.seed,
                 shuffle,
+                positions=dataset.positions(),
             )
             loader = DataLoader(
                 dataset,
