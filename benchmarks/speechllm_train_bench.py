@@ -14,6 +14,9 @@ function, forward, backward and optimiser step, in float32 and under bf16 autoca
 (`--precision bf16`); the cache alone (as at the previous stop) is a row of its own. The
 cache's one-time cost (encoding every utterance once) is reported beside it, with what the
 2 s widths cost the encoder alone on short clips and the step time at 1 and 2 threads.
+Training's own sampler also bounds batches by LLM positions, so its batches differ from
+these: before and after are timed on its first batches too, and per second of audio with
+each code on its own sampler's batches.
 """
 
 from __future__ import annotations
@@ -118,8 +121,19 @@ def main() -> None:
     durations = [e.duration or 0.0 for e in examples]
     sampler = SecondsBatchSampler(durations, args.batch_seconds, opts.batch_size, seed=0)
     batches = list(sampler)[: args.steps + 1]
+    plain = SpeechLLMDataset(examples, model, opts)
+    # today's training sampler also bounds batches by LLM positions: its batches differ
+    today = list(
+        SecondsBatchSampler(
+            durations, args.batch_seconds, opts.batch_size, seed=0, positions=plain.positions()
+        )
+    )[: args.steps + 1]
     used = sorted({i for b in batches for i in b})
     seconds = sum(durations[i] for i in used)
+
+    def audio_per_step(chosen: list[list[int]]) -> float:  # the warm-up batch not counted
+        return sum(durations[i] for b in chosen[1:] for i in b) / (len(chosen) - 1)
+
     print(
         f"{len(batches) - 1} stage-2 steps of about {seconds / len(batches):.1f} s of audio "
         f"({len(used)} utterances), {args.encoder} encoder + {args.llm}, "
@@ -132,7 +146,6 @@ def main() -> None:
     def full_head_loss(embeds, mask, labels):
         return model.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
 
-    plain = SpeechLLMDataset(examples, model, opts)
     probe = collate([plain[i] for i in batches[0]])
     model.eval()  # no dropout: the same loss, whichever attention and output layer
     with torch.no_grad():
@@ -149,6 +162,7 @@ def main() -> None:
     torch_dropout(model)
     model.encoder.width_step = 200
     before = steps(model, plain, batches, args.threads)
+    before_today = steps(model, plain, today, args.threads)
     model.encoder.width_step = None
     del model._text_loss
 
@@ -158,6 +172,9 @@ def main() -> None:
         start = time.perf_counter()
         fill_cache(model, cached, indices=used, echo=lambda m: None)
         fill = time.perf_counter() - start
+        fill_cache(
+            model, cached, indices=sorted({i for b in today for i in b}), echo=lambda m: None
+        )
         cache_only = steps(model, cached, batches, args.threads)
         cache_only_bf16 = steps(model, cached, batches, args.threads, bf16=True)
         cheapen_lora_dropout(model)
@@ -166,6 +183,7 @@ def main() -> None:
             other = 1 if args.threads != 1 else 2
             after_other = steps(model, cached, batches, other)
             after_bf16 = steps(model, cached, batches, args.threads, bf16=True)
+            after_today = steps(model, cached, today, args.threads, bf16=True)
     padded, exact = encoder_widths(model, examples, args.threads)
 
     b = statistics.mean(before)
@@ -189,6 +207,17 @@ def main() -> None:
         print(f"| {name} | {t} | {ratio} |")
     best = b / statistics.mean(after_bf16)
     print(f"\nstage-2 step: {best:.2f}x faster (bf16; goal: at least 5x)")
+    bt, at = statistics.mean(before_today), statistics.mean(after_today)
+    print(
+        f"on today's sampler's batches ({audio_per_step(today):.1f} s of audio a step): "
+        f"before {bt:.2f} s, after (bf16) {at:.2f} s: {bt / at:.2f}x"
+    )
+    old_rate = b / audio_per_step(batches)  # each code on its own sampler's batches
+    new_rate = at / audio_per_step(today)
+    print(
+        f"per second of audio, each code on its own sampler's batches: before "
+        f"{old_rate:.3f} s, after (bf16) {new_rate:.3f} s: {old_rate / new_rate:.2f}x"
+    )
 
 
 if __name__ == "__main__":
