@@ -65,6 +65,14 @@ def test_cache_keys_follow_content_speed_and_encoder(parts, tmp_path):
     assert "k" in again and torch.equal(again.get("k")[0], frames[0])
     assert EncoderCache("other", tmp_path).get("k") is None
 
+    # an utterance's frames are a view into its batch's output: the cache keeps a copy
+    # of its own, or the whole batch would stay in memory unaccounted for
+    batch = torch.randn(8, 100, 4)
+    cache.put("v", [batch[2, :30]])
+    kept = cache.get("v")[0]
+    assert kept.untyped_storage().nbytes() == 30 * 4 * kept.element_size()
+    assert torch.equal(kept, batch[2, :30])
+
 
 def _noise_examples(root, n=4) -> list[Example]:
     out = []

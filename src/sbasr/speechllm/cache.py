@@ -95,7 +95,9 @@ class EncoderCache:
         return None
 
     def put(self, key: str, frames: list[torch.Tensor]) -> None:
-        frames = [f.detach().to("cpu").contiguous() for f in frames]
+        # A copy: an utterance's frames are a view into its batch's output, which would
+        # otherwise stay in memory whole, outside the budget's count.
+        frames = [f.detach().to("cpu", copy=True).contiguous() for f in frames]
         self._remember(key, frames)
         self._write(key, frames)
 
