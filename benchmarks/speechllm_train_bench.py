@@ -31,7 +31,7 @@ import torch
 
 from sbasr.speechllm.cache import EncoderCache
 from sbasr.speechllm.config import SpeechLLMConfig
-from sbasr.speechllm.dropout import CpuDropout, cheapen_lora_dropout
+from sbasr.speechllm.dropout import CpuDropout, cheapen_lora_dropout, lora_dropouts
 from sbasr.speechllm.model import SpeechLLM
 from sbasr.speechllm.options import SpeechLLMOptions
 from sbasr.speechllm.train import (
@@ -69,12 +69,9 @@ def steps(model, dataset, batches, threads: int, bf16: bool = False) -> list[flo
 
 def torch_dropout(model) -> None:
     """Torch's own dropout back in every LoRA, as before."""
-    for module in model.modules():
-        table = getattr(module, "lora_dropout", None)
-        if isinstance(table, torch.nn.ModuleDict):
-            for name, drop in table.items():
-                if isinstance(drop, CpuDropout):
-                    table[name] = torch.nn.Dropout(drop.p)
+    for table, name, drop in lora_dropouts(model):
+        if isinstance(drop, CpuDropout):
+            table[name] = torch.nn.Dropout(drop.p)
 
 
 def encoder_widths(model, examples, threads: int) -> tuple[float, float]:

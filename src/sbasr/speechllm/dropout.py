@@ -11,6 +11,8 @@ rounded to a multiple of 1/32768. On other devices torch's own dropout runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import nn
 
@@ -44,15 +46,19 @@ class CpuDropout(nn.Module):
         return f"p={self.p}"
 
 
+def lora_dropouts(model: nn.Module) -> Iterator[tuple[nn.ModuleDict, str, nn.Module]]:
+    """Each peft LoRA dropout in `model`, as (its table, adapter name, module)."""
+    for module in model.modules():
+        table = getattr(module, "lora_dropout", None)
+        if isinstance(table, nn.ModuleDict):
+            yield from ((table, name, drop) for name, drop in list(table.items()))
+
+
 def cheapen_lora_dropout(model: nn.Module) -> int:
     """Put `CpuDropout` in place of each peft LoRA dropout in `model`; how many."""
     swapped = 0
-    for module in model.modules():
-        table = getattr(module, "lora_dropout", None)
-        if not isinstance(table, nn.ModuleDict):
-            continue
-        for name, drop in table.items():
-            if isinstance(drop, nn.Dropout):
-                table[name] = CpuDropout(drop.p)
-                swapped += 1
+    for table, name, drop in lora_dropouts(model):
+        if isinstance(drop, nn.Dropout):
+            table[name] = CpuDropout(drop.p)
+            swapped += 1
     return swapped

@@ -218,16 +218,17 @@ class SecondsBatchSampler:
         self.seed, self.shuffle, self.epoch = seed, shuffle, 0
         self.positions = positions
         self.max_positions: int | None = None
-        if positions is not None and positions:
-            plain = self._group(list(range(len(durations))), durations.__getitem__)
+        if positions:
+            plain = self._group(list(range(len(durations))), durations.__getitem__, None)
             padded = [len(b) * max(positions[i] for i in b) for b in plain]
             self.max_positions = int(self.POSITION_FACTOR * sum(padded) / len(padded))
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _group(self, order: list[int], key) -> list[list[int]]:
-        """`order` cut into batches, each pool of it sorted by `key` first."""
+    def _group(self, order: list[int], key, max_positions: int | None) -> list[list[int]]:
+        """`order` cut into batches, each pool of it sorted by `key` first; with
+        `max_positions`, no batch's padded positions exceed it."""
         batches: list[list[int]] = []
         pool = 100 * max(1, self.max_items)  # sort within pools: similar lengths, still random
         for p in range(0, len(order), pool):
@@ -235,15 +236,15 @@ class SecondsBatchSampler:
             total, widest = 0.0, 0
             for i in sorted(order[p : p + pool], key=key):
                 d = self.durations[i]
-                width = max(widest, self.positions[i]) if self.max_positions else 0
+                width = max(widest, self.positions[i]) if max_positions else 0
                 if batch and (
                     total + d > self.seconds
                     or len(batch) >= self.max_items
-                    or (self.max_positions and (len(batch) + 1) * width > self.max_positions)
+                    or (max_positions and (len(batch) + 1) * width > max_positions)
                 ):
                     batches.append(batch)
                     batch, total, widest = [], 0.0, 0
-                    width = self.positions[i] if self.max_positions else 0
+                    width = self.positions[i] if max_positions else 0
                 batch.append(i)
                 total += d
                 widest = width
@@ -257,7 +258,7 @@ class SecondsBatchSampler:
         if self.shuffle:
             rng.shuffle(order)
         lengths = self.positions if self.positions is not None else self.durations
-        batches = self._group(order, lengths.__getitem__)
+        batches = self._group(order, lengths.__getitem__, self.max_positions)
         if self.shuffle:
             rng.shuffle(batches)
         return batches
