@@ -19,7 +19,14 @@ from conftest import SR, build, needs_espeak, run_cli, waves
 
 from sbasr.speechllm.encoders import WhisperSpeechEncoder, align_frames, load_encoder
 from sbasr.speechllm.fusion import FUSIONS, Fusion
-from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig, average_trained, read_trained
+from sbasr.speechllm.model import (
+    RowBudget,
+    SpeechLLM,
+    SpeechLLMConfig,
+    average_trained,
+    read_trained,
+    token_budget,
+)
 from sbasr.speechllm.projectors import PROJECTORS
 from sbasr.speechllm.train import SecondsBatchSampler
 
@@ -221,6 +228,46 @@ def test_batched_greedy_and_beam_decoding(parts):
     ]
     assert searched == [3] * 4  # a beam search indeed, batched and alone
     assert beams == beams_alone  # each utterance's beams are its own, as in greedy search
+
+
+def test_each_row_stops_at_its_own_token_budget(parts):
+    model = build(parts)
+    model.set_stage(2)
+    model.eval()
+    audio = waves(0.5, 3.0, seed=5)  # budgets of 16 and 61 new tokens
+    outputs = []
+    generate = model.llm.generate
+
+    def spy(*args, **kwargs):
+        outputs.append(generate(*args, **kwargs))
+        return outputs[-1]
+
+    model.llm.generate = spy
+    batched = model.transcribe(audio, ["en", "en"])
+    alone = [model.transcribe([a], ["en"])[0] for a in audio]
+    eos = model.tokenizer.eos_token_id
+    written = [(row != eos).sum().item() for row in outputs[0]]
+    assert outputs[0].shape[1] > token_budget(0.5)  # the long clip wrote past the short's budget
+    assert written[0] <= token_budget(0.5)  # the short clip did not
+    assert batched == alone
+
+
+def test_a_loop_stopped_by_the_guard_is_written_once(parts):
+    model = build(parts)
+    model.eval()
+    loop = model.tokenizer(" press one to hear it again." * 4, add_special_tokens=False)
+
+    def looping(*args, **kwargs):  # what the repetition guard stops at: four copies
+        return torch.tensor([loop["input_ids"]])
+
+    model.llm.generate = looping
+    assert model.transcribe(waves(0.5), ["en"]) == ["press one to hear it again."]
+
+
+def test_budgets_apply_to_every_beam_of_an_utterance():
+    stop = RowBudget([2, 5])
+    three_beams = torch.zeros(6, 3, dtype=torch.long)  # 2 utterances x 3 beams, 3 tokens
+    assert stop(three_beams, None).tolist() == [True] * 3 + [False] * 3
 
 
 def test_batches_are_bounded_by_seconds():

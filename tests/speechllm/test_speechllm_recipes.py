@@ -112,6 +112,9 @@ def test_repetition_stop_and_token_budget():
     stop = RepetitionStop()
     ids = torch.tensor([[5, 1, 2, 1, 2, 1, 2, 1, 2], [5, 6, 7, 8, 9, 1, 2, 3, 4]])
     assert stop(ids, None).tolist() == [True, False]
+    sentence = list(range(100, 125))  # a 25-token sentence, looped
+    loops = torch.tensor([[7] + sentence * 4, list(range(26)) + sentence * 3])
+    assert stop(loops, None).tolist() == [True, False]  # four times stops, three goes on
     assert token_budget(0.2) == 16 and token_budget(10.0) == 201
 
 

@@ -481,27 +481,37 @@ class SpeechLLM(nn.Module):
     ) -> list[str]:
         """Greedy (or beam) transcripts of a batch of utterances, with the KV cache.
 
-        At most `max_new_tokens`, and no more than the longest utterance can hold
-        (`token_budget`); a row stops early when it loops (`RepetitionStop`)."""
+        Each row writes at most `max_new_tokens`, and no more than its own utterance can
+        hold (`token_budget`); a row stops early when it loops (`RepetitionStop`), and
+        the loop is cut to one copy. Both are per row, so that a batch runs no longer
+        than its slowest row alone would, and a row's text does not depend on its batch:
+        with one budget for the batch, every row of a batch of short clips wrote up to
+        the longest clip's budget, and one row's loop kept the batch running."""
         from transformers import StoppingCriteriaList
+
+        from ..asr.postprocess import collapse_repetitions
 
         hyps = hypotheses or [None] * len(audio)
         prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
         embeds, mask, _ = self._sequences(audio, prompts, None, left_pad=True)
         tok = self.tokenizer
-        seconds = max(len(a) for a in audio) / SAMPLE_RATE
+        budgets = [min(max_new_tokens, token_budget(len(a) / SAMPLE_RATE)) for a in audio]
+        stop = RepetitionStop()
         out = self.llm.generate(
             inputs_embeds=embeds,
             attention_mask=mask,
-            max_new_tokens=min(max_new_tokens, token_budget(seconds)),
+            max_new_tokens=max(budgets),
             num_beams=beam_size,
             do_sample=False,
             eos_token_id=tok.eos_token_id,
             pad_token_id=tok.pad_token_id,
             use_cache=True,
-            stopping_criteria=StoppingCriteriaList([RepetitionStop()]),
+            stopping_criteria=StoppingCriteriaList([stop, RowBudget(budgets)]),
         )
-        return [t.strip() for t in tok.batch_decode(out, skip_special_tokens=True)]
+        texts = tok.batch_decode(out, skip_special_tokens=True)
+        return [
+            collapse_repetitions(t, max_n=stop.longest, min_repeats=stop.repeats) for t in texts
+        ]
 
 
 def token_budget(seconds: float) -> int:
@@ -513,11 +523,11 @@ def token_budget(seconds: float) -> int:
 
 
 class RepetitionStop:
-    """Stops a row whose last n tokens (n <= 10) were just written 4 times in a row: the
-    decoder's loop, which would otherwise run to the token limit. What it wrote is kept,
-    and `collapse_repetitions` later keeps one copy."""
+    """Stops a row whose last n tokens (n <= 32: a phrase or a whole sentence) were just
+    written 4 times in a row: the decoder's loop, which would otherwise run to the token
+    limit. What it wrote is kept, and `collapse_repetitions` then keeps one copy."""
 
-    def __init__(self, repeats: int = 4, longest: int = 10) -> None:
+    def __init__(self, repeats: int = 4, longest: int = 32) -> None:
         self.repeats, self.longest = repeats, longest
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
@@ -534,6 +544,22 @@ class RepetitionStop:
             if all(row[-(k + 1) * n : len(row) - k * n] == tail for k in range(1, self.repeats)):
                 return True
         return False
+
+
+class RowBudget:
+    """Stops each row at its own number of new tokens (rows of a beam search share their
+    utterance's), so that a short clip batched with a long one writes no more than it
+    would alone."""
+
+    def __init__(self, budgets: list[int]) -> None:
+        self.budgets = budgets
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
+        # Generating from embeddings, input_ids holds the new tokens only; beam search
+        # passes its rows utterance by utterance, a fixed number each.
+        rows, written = input_ids.shape
+        budgets = torch.tensor(self.budgets, device=input_ids.device)
+        return budgets.repeat_interleave(rows // len(self.budgets)) <= written
 
 
 def read_trained(directory: str | Path) -> tuple[dict, dict | None]:

@@ -101,7 +101,6 @@ class SpeechLLMDataset(AudioDataset):
 def dev_error_rates(model: SpeechLLM, dataset: SpeechLLMDataset, batch: int = 8) -> dict:
     """The dev set decoded greedily (as `sbasr transcribe` would) and scored by sbasr:
     {"wer": pooled rate, "wer_<language>": ...}."""
-    from ..asr.postprocess import collapse_repetitions
     from ..scoring.transcripts import Transcripts
 
     examples = sorted(dataset.examples, key=lambda e: e.duration or 0.0)
@@ -114,7 +113,7 @@ def dev_error_rates(model: SpeechLLM, dataset: SpeechLLMDataset, batch: int = 8)
             audio = [load_example_audio(ex) for ex in part]
             hyps = [dataset.hypotheses.get(ex, "") for ex in part] if dataset.hypotheses else None
             out = model.transcribe(audio, [ex.language for ex in part], hypotheses=hyps)
-            texts += [collapse_repetitions(t) for t in out]
+            texts += out  # loops cut to one copy, as the engine writes them
     finally:
         model.train(was_training)
     ids, langs = [ex.id for ex in examples], [ex.language for ex in examples]

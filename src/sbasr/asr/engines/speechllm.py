@@ -22,7 +22,6 @@ import numpy as np
 from ...errors import SbasrError
 from ...io.audio import SAMPLE_RATE
 from ..options import DecodeOptions, EngineSettings, SpeechLLMDecodeOptions, engine_options
-from ..postprocess import collapse_repetitions
 from ..segments import Span
 from .base import Decoded, no_gpu
 
@@ -130,7 +129,7 @@ class SpeechLLMEngine:
         texts = dict(zip(order, out))
         result = []
         for i in range(len(clips)):
-            text = collapse_repetitions(texts[i])
+            text = texts[i]  # loops already cut by the model
             if hyps and lost_its_place(text, hyps[i]):
                 text = hyps[i]
             result.append(text)
