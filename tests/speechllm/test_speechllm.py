@@ -16,10 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import SR, build, needs_espeak, run_cli, waves
+from transformers import StoppingCriteriaList
 
+from sbasr.asr.postprocess import collapse_repetitions
 from sbasr.speechllm.encoders import WhisperSpeechEncoder, align_frames, load_encoder
 from sbasr.speechllm.fusion import FUSIONS, Fusion
 from sbasr.speechllm.model import (
+    RepetitionStop,
     RowBudget,
     SpeechLLM,
     SpeechLLMConfig,
@@ -234,22 +237,35 @@ def test_each_row_stops_at_its_own_token_budget(parts):
     model = build(parts)
     model.set_stage(2)
     model.eval()
-    audio = waves(0.5, 3.0, seed=5)  # budgets of 16 and 61 new tokens
-    outputs = []
-    generate = model.llm.generate
+    audio = waves(0.5, 3.0, 1.1, seed=5)  # budgets of 16, 61 and 23 new tokens
+    budgets = [token_budget(len(a) / SR) for a in audio]
+    steps: list[int] = []  # the batch's rows at each decoding step
+    causal = model.llm.get_base_model()  # LoRA's layers are in it
+    causal.register_forward_pre_hook(
+        lambda module, args, kwargs: steps.append(len(kwargs["attention_mask"])),
+        with_kwargs=True,
+    )
+    batched = model.transcribe(audio, ["en"] * 3)
+    assert steps[0] == 3 and steps[-1] == 1  # ended rows leave the batch
+    assert batched == [model.transcribe([a], ["en"])[0] for a in audio]
 
-    def spy(*args, **kwargs):
-        outputs.append(generate(*args, **kwargs))
-        return outputs[-1]
-
-    model.llm.generate = spy
-    batched = model.transcribe(audio, ["en", "en"])
-    alone = [model.transcribe([a], ["en"])[0] for a in audio]
-    eos = model.tokenizer.eos_token_id
-    written = [(row != eos).sum().item() for row in outputs[0]]
-    assert outputs[0].shape[1] > token_budget(0.5)  # the long clip wrote past the short's budget
-    assert written[0] <= token_budget(0.5)  # the short clip did not
-    assert batched == alone
+    # transformers' generate, which steps every row until the last ends, writes the same
+    tok = model.tokenizer
+    embeds, mask, _ = model._sequences(audio, [model.prompt_ids("en")] * 3, None, left_pad=True)
+    with torch.inference_mode():
+        out = model.llm.generate(
+            inputs_embeds=embeds,
+            attention_mask=mask,
+            max_new_tokens=max(budgets),
+            do_sample=False,
+            eos_token_id=tok.eos_token_id,
+            pad_token_id=tok.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([RepetitionStop(), RowBudget(budgets)]),
+        )
+    assert out.shape[1] > budgets[0]  # the long clip wrote past the short's budget,
+    assert (out[0] != tok.eos_token_id).sum() <= budgets[0]  # the short clip did not
+    texts = tok.batch_decode(out, skip_special_tokens=True)
+    assert batched == [collapse_repetitions(t, max_n=32, min_repeats=4) for t in texts]
 
 
 def test_a_loop_stopped_by_the_guard_is_written_once(parts):
@@ -258,9 +274,9 @@ def test_a_loop_stopped_by_the_guard_is_written_once(parts):
     loop = model.tokenizer(" press one to hear it again." * 4, add_special_tokens=False)
 
     def looping(*args, **kwargs):  # what the repetition guard stops at: four copies
-        return torch.tensor([loop["input_ids"]])
+        return [loop["input_ids"]]
 
-    model.llm.generate = looping
+    model._greedy = looping
     assert model.transcribe(waves(0.5), ["en"]) == ["press one to hear it again."]
 
 
