@@ -63,8 +63,9 @@ class _Scores:
 def test_a_correction_stands_only_where_both_models_prefer_it(parts, tmp_path, check):
     build(parts, hypothesis=True).save(tmp_path / "ger")
     engine = SpeechLLMEngine(str(tmp_path / "ger"), EngineSettings(device="cpu"))
-    hyps = {0: "eleven", 1: "to", 2: "call me", 3: "same"}
+    hyps = {0: "eleven", 1: "to", 2: "call me", 3: "same", 4: "Hold, please."}
     fixes = {"eleven": "seven", "to": "two", "call me": "call mee", "same": "same"}
+    fixes["Hold, please."] = "hold please"  # case and punctuation only: not checked
     engine._hypotheses = lambda clips, order, options: hyps
     engine.model.transcribe = lambda clips, langs, *a, hypotheses=None: [
         fixes[h] for h in hypotheses
@@ -78,15 +79,16 @@ def test_a_correction_stands_only_where_both_models_prefer_it(parts, tmp_path, c
     whisper = _Scores(heard)
     engine._lid = whisper
     engine.model.score = lambda clips, langs, texts, hypotheses=None: [read[t] for t in texts]
-    audio = waves(1.0, 1.0, 1.0, 1.0)
+    audio = waves(1.0, 1.0, 1.0, 1.0, 1.0)
     options = SpeechLLMDecodeOptions(language="en", batch_size=3, check_corrections=check)
     out = engine.decode_clips(audio, options)
     texts = [d[0].text for d in out]
     if check:
-        assert texts == ["eleven", "two", "call mee", "same"]
+        assert texts == ["eleven", "two", "call mee", "same", "hold please"]
         assert whisper.calls == 1  # one batched call; an unchanged text is not scored
     else:
-        assert texts == ["seven", "two", "call mee", "same"] and whisper.calls == 0
+        assert texts == ["seven", "two", "call mee", "same", "hold please"]
+        assert whisper.calls == 0
 
 
 def test_whisper_scores_its_own_transcript_above_a_cut_or_changed_one():
