@@ -159,11 +159,11 @@ class SpeechLLMEngine:
         the LLM's text 48 times in 49 while costing a Whisper encoder pass each."""
         from ...scoring.normalize import normalize
 
-        rule = "mlcslm"
         changed = [i for i, text in enumerate(texts) if text != hyps[i]]
-        same_words = normalize([texts[i] for i in changed], [None] * len(changed), rule)
-        heard_words = normalize([hyps[i] for i in changed], [None] * len(changed), rule)
-        changed = [i for i, a, b in zip(changed, same_words, heard_words) if a != b]
+        no_language = [None] * len(changed)  # the MLC-SLM rule is the same for all
+        corrected_words = normalize([texts[i] for i in changed], no_language, "mlcslm")
+        hypothesis_words = normalize([hyps[i] for i in changed], no_language, "mlcslm")
+        changed = [i for i, a, b in zip(changed, corrected_words, hypothesis_words) if a != b]
         if not changed:
             return texts
         # Each clip's correction and hypothesis side by side, so that both share a batch
