@@ -5,8 +5,10 @@ The hypotheses themselves are what the Whisper engine writes for the same clips.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
+import numpy as np
 import pytest
 import soundfile as sf
 from conftest import SR, build, run_cli, speak, waves
@@ -52,6 +54,9 @@ class _Scores:
 
     def __init__(self, table):
         self.table, self.calls = table, 0
+
+    def remembering(self):
+        return contextlib.nullcontext()
 
     def score_texts(self, clips, texts, language):
         self.calls += 1
@@ -116,6 +121,30 @@ def test_whisper_encodes_a_clip_scored_twice_once():
     assert widths == [2]  # two clips encoded for four texts
     assert shared == pytest.approx(copies, abs=1e-4)
     assert shared[0] > shared[1] and shared[2] > shared[3]
+
+
+def test_the_check_scores_the_window_decoding_encoded_and_reuses_it(monkeypatch):
+    from faster_whisper import WhisperModel
+
+    engine = WhisperEngine("tiny.en", EngineSettings(device="cpu"))
+    clip = speak("press one for sales")
+    windows, plain = [], WhisperModel.encode
+
+    def spy(self, features):
+        windows.append(np.array(features))
+        return plain(self, features)
+
+    monkeypatch.setattr(WhisperModel, "encode", spy)
+    (heard,) = whisper_hypotheses(engine, [clip], ["en"])
+    fresh = engine.score_texts([clip], [heard], "en")
+    assert len(windows) == 2 and np.array_equal(windows[1][0], windows[0])  # the same window
+    with engine.remembering():
+        assert whisper_hypotheses(engine, [clip], ["en"]) == [heard]
+        passes = len(windows)
+        kept = engine.score_texts([clip, clip], [heard, "press one for tails"], "en")
+    assert len(windows) == passes  # the check encoded nothing again
+    assert kept[0] == pytest.approx(fresh[0], abs=1e-4) and kept[0] > kept[1]
+    assert "encode" not in vars(engine.model)  # faster-whisper's own method again
 
 
 def test_hypotheses_are_what_the_whisper_engine_writes(tmp_path):

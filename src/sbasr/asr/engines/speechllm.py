@@ -112,9 +112,19 @@ class SpeechLLMEngine:
 
     def _texts(self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions) -> list[str]:
         """The text of each clip: batches of similar length (little padding), Whisper's
-        hypotheses first for a hypothesis-conditioned model, loops collapsed."""
+        hypotheses first for a hypothesis-conditioned model, loops collapsed. Whisper's
+        first pass and its check of the corrections share each clip's encoder pass."""
+        if not self.model.spec.hypothesis:
+            return self._read(clips, options, None)
+        with self._whisper().remembering():
+            order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
+            hyps = self._hypotheses(clips, order, options)
+            return self._read(clips, options, hyps)
+
+    def _read(
+        self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions, hyps: dict[int, str] | None
+    ) -> list[str]:
         order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
-        hyps = self._hypotheses(clips, order, options)
         out = self._batched(
             order,
             options.batch_size,

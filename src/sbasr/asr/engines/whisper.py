@@ -7,7 +7,9 @@ the spans it shares a batch with, so spans of many recordings can share one
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
@@ -60,6 +62,7 @@ class WhisperEngine:
                 f"{self.model_name}: cannot load the model: {_first_line(e)}{hint}"
             ) from None
         self.multilingual = self.model.model.is_multilingual
+        self._memo: dict[bytes, np.ndarray] | None = None  # see `remembering`
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
         if not self.multilingual:
@@ -188,15 +191,54 @@ class WhisperEngine:
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
 
+        # The window faster-whisper's sequential decoding encodes for a clip: its
+        # features without the last frame, zeros to 30 s. Scoring sees what decoding saw.
+        def window(clip: np.ndarray) -> np.ndarray:
+            return pad_or_trim(self.model.feature_extractor(clip)[:, :-1])
+
+        if self.model.model.device != "cpu":
+            return self.model.encode(np.stack([window(c) for c in clips])), None
         unique, index = distinct_clips(clips)
-        if self.model.model.device != "cpu" or len(unique) == len(clips):
-            unique, index = clips, list(range(len(clips)))
-        features = np.stack([pad_or_trim(self.model.feature_extractor(c)) for c in unique])
-        encoded = self.model.encode(features)
-        if len(unique) == len(clips):
-            return encoded, None
-        rows = np.ascontiguousarray(np.asarray(encoded)[index])
+        features = [window(c) for c in unique]
+        memo = self._memo if self._memo is not None else {}
+        keys = [_key(f) for f in features]
+        todo = [i for i, k in enumerate(keys) if k not in memo]
+        if todo:
+            fresh = np.asarray(self.model.encode(np.stack([features[i] for i in todo])))
+            for row, i in enumerate(todo):
+                memo[keys[i]] = fresh[row].copy()
+        rows = np.ascontiguousarray(np.stack([memo[k] for k in keys])[index])
         return ctranslate2.StorageView.from_array(rows), rows
+
+    @contextmanager
+    def remembering(self) -> Iterator[None]:
+        """Each window's encoder output kept for the block, on a CPU: the hypothesis-
+        conditioned Speech-LLM's correction check scores clips this engine has just
+        decoded, and the 30 s encoder pass is three quarters of a short clip's decoding.
+        faster-whisper has no hook for it, so the model's `encode` is wrapped for the
+        block (this engine's own instance) and restored after."""
+        import ctranslate2
+
+        if self.model.model.device != "cpu" or self._memo is not None:
+            yield
+            return
+        memo: dict[bytes, np.ndarray] = {}
+        plain = self.model.encode
+
+        def encode(features: np.ndarray):
+            if features.ndim != 2:  # a batch: faster-whisper's batched pipeline
+                return plain(features)
+            key = _key(features)
+            if key not in memo:
+                memo[key] = np.array(plain(features))[0]
+            return ctranslate2.StorageView.from_array(memo[key][None])
+
+        self._memo, self.model.encode = memo, encode
+        try:
+            yield
+        finally:
+            self._memo = None
+            del self.model.encode  # the class's method again
 
     def _batched(
         self, audio: np.ndarray, spans: list[Span], options: WhisperDecodeOptions, common: dict
@@ -269,6 +311,10 @@ def _decoded(
             for w in seg.words or []
         ]
         yield Decoded(index, start, end, text, words, seg.avg_logprob, seg.no_speech_prob, language)
+
+
+def _key(features: np.ndarray) -> bytes:
+    return hashlib.sha1(np.ascontiguousarray(features, dtype=np.float32).data).digest()
 
 
 def _on_host(view):
