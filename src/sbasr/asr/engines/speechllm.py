@@ -114,17 +114,20 @@ class SpeechLLMEngine:
         """The text of each clip: batches of similar length (little padding), Whisper's
         hypotheses first for a hypothesis-conditioned model, loops collapsed. Whisper's
         first pass and its check of the corrections share each clip's encoder pass."""
+        order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
         if not self.model.spec.hypothesis:
-            return self._read(clips, options, None)
+            return self._read(clips, order, options, None)
         with self._whisper().remembering():
-            order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
             hyps = self._hypotheses(clips, order, options)
-            return self._read(clips, options, hyps)
+            return self._read(clips, order, options, hyps)
 
     def _read(
-        self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions, hyps: dict[int, str] | None
+        self,
+        clips: list[np.ndarray],
+        order: list[int],
+        options: SpeechLLMDecodeOptions,
+        hyps: dict[int, str] | None,
     ) -> list[str]:
-        order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
         out = self._batched(
             order,
             options.batch_size,

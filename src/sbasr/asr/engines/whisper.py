@@ -206,7 +206,7 @@ class WhisperEngine:
         if todo:
             fresh = np.asarray(self.model.encode(np.stack([features[i] for i in todo])))
             for row, i in enumerate(todo):
-                memo[keys[i]] = fresh[row].copy()
+                memo[keys[i]] = fresh[row]  # a view: the memo lives no longer than a block
         rows = np.ascontiguousarray(np.stack([memo[k] for k in keys])[index])
         return ctranslate2.StorageView.from_array(rows), rows
 
