@@ -4,28 +4,36 @@ benchmarks/compare/run.py trains every system on this 2-core CPU. The GPU machin
 here have torch, transformers and peft but no PyAV, faster-whisper, CTranslate2 or gguf,
 reach no registry and receive at most 64 MiB a call, so the work is split in three:
 
-    python benchmarks/speechllm_gpu_real.py pack DATA PACK           # here
-    python benchmarks/speechllm_gpu_real.py run PACK OUT             # there, PACK reassembled
-    python benchmarks/speechllm_gpu_real.py finish PACK OUT DATA     # here again
+    python benchmarks/speechllm_gpu_real.py pack DATA PACK               # here
+    python benchmarks/speechllm_gpu_real.py run PACK OUT [--smoke]       # on the GPU
+    python benchmarks/speechllm_gpu_real.py finish PACK OUT DATA WORK    # here again
 
-`pack` writes into PACK/partN folders (each under 60 MiB): every
-utterance of DATA/{train,dev,test}.jsonl as 8-bit mu-law at its own 8 kHz (the Asterisk
-prompts are 8 kHz telephone speech), the transcripts, the Whisper base hypotheses sbasr
-cached for them (for the hypothesis-conditioned rows), the Whisper base and tiny.en
-encoders in float16 (the CTranslate2 originals are float16), the SmolLM2 GGUF file, and
-cp312 wheels of the few packages sbasr's training needs there.
+`pack` writes PACK/part1 ... part4 (each under 60 MiB): one tar, cut into the first
+parts, of every utterance of DATA/{train,dev,test}.jsonl as 8-bit mu-law at its own
+8 kHz (the Asterisk prompts are 8 kHz telephone speech), the transcripts, the Whisper base
+hypotheses sbasr cached for them (for the hypothesis-conditioned rows), the tiny.en
+encoder (the stand-in second encoder), the SmolLM2 GGUF file and cp312 wheels of the few
+packages sbasr's training needs there; the last part holds the Whisper base encoder. Both
+encoders are float16, as their CTranslate2 originals are.
 
-`run` (on the GPU machine, PACK holding every part's files) rebuilds the 16 kHz audio
-(FFT interpolation, for want of PyAV's resampler), then trains every Speech-LLM row of
-benchmarks/compare/run.py with that row's own flags through `sbasr finetune`, several
-rows at once on the one GPU, decodes the test set with each model (greedy, batch 8) and
-times the Speech-LLM engine's batching, batch 8 against batch 1, on the 120 test clips.
-Everything lands in OUT: results.json, log.txt and the trained models (no checkpoints).
+On the GPU machine each part is carried by its own call and copied into one scratch
+folder; after the tar's parts, `cat pack.tar.?? > pack.tar && tar -xf pack.tar`, the
+wheels go in with `pip install --no-deps --target`, and `run --smoke` (tiny.en as the
+encoder, a few utterances, 2 steps) checks the whole path in a couple of minutes before
+the last part and the full run.
 
-`finish` scores each row's GPU transcripts with `sbasr score`, and decodes the
-hypothesis-conditioned rows again here with the whole engine: its Whisper first pass and
+`run` rebuilds the 16 kHz audio (FFT interpolation, for want of PyAV's resampler), then
+trains every Speech-LLM row of benchmarks/compare/run.py with that row's own flags
+through `sbasr finetune`, all rows at once on the one GPU until --deadline, decodes the
+test set with each model (greedy, batch 8) and times the Speech-LLM engine's batching,
+batch 8 against batch 1, on the 120 test clips. Into OUT: results.json, log.txt and the
+default row's trained model, in pieces.
+
+`finish` scores each row's GPU transcripts with `sbasr score` into OUT/summary.json
+(committed as benchmarks/compare/gpu_results.json), and decodes the default
+(hypothesis-conditioned) row again here with the whole engine: its Whisper first pass and
 the check of the LLM's corrections run on CTranslate2, which the GPU machine lacks (there
-those rows are decoded from the cached hypotheses, without the check).
+that row reads the cached hypotheses and skips the check).
 """
 
 from __future__ import annotations
@@ -529,7 +537,22 @@ def finish(pack_dir: Path, results_dir: Path, data: Path, work: Path) -> None:
                 row["engine_with_check"] = _score(hyp, data)
         table[name] = row
         print(name, json.dumps(row), flush=True)
-    (results_dir / "scored.json").write_text(json.dumps(table, indent=1, ensure_ascii=False))
+    summary = {
+        "device": results["device"],
+        "torch": results["torch"],
+        "systems": {
+            name: row
+            | {
+                k: v
+                for k, v in results["systems"][name].items()
+                if k in ("train_wall", "decode_wall", "dev")
+            }
+            for name, row in table.items()
+        },
+        "batching": results.get("batching"),
+    }
+    text = json.dumps(summary, indent=1, ensure_ascii=False) + "\n"
+    (results_dir / "summary.json").write_text(text)
 
 
 def _score(hyp: Path, data: Path) -> dict:
