@@ -579,3 +579,20 @@ def test_speech_embeddings_start_at_the_scale_of_token_embeddings(parts, project
         speech, lengths = model.encode(waves(2.0, 3.0))
     real = torch.cat([speech[i, :n] for i, n in enumerate(lengths)])
     assert 0.3 < float(real.std()) / tokens < 3.0
+
+
+def test_a_poor_dev_score_warns_with_advice_for_that_kind_of_model():
+    import warnings
+
+    from sbasr.asr.engines.speechllm import _warn_if_poor
+
+    with pytest.warns(UserWarning, match=r"m: this Speech-LLM reached only 80\.0%.*--hypothesis"):
+        _warn_if_poor("m", 0.8)
+    # a hypothesis-conditioned model already reads Whisper's text: no advice to turn it on
+    with pytest.warns(UserWarning, match=r"hypothesis-conditioned .*corrections") as caught:
+        _warn_if_poor("m", 0.8, hypothesis=True)
+    assert "--hypothesis" not in str(caught[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_if_poor("m", 0.3, hypothesis=True)
+        _warn_if_poor("m", None)

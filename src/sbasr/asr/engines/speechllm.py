@@ -60,7 +60,7 @@ class SpeechLLMEngine:
             self.model = SpeechLLM.load(model).merge_lora().to(device, dtype)
         self.model.eval()
         self._lid = None
-        _warn_if_poor(model, self.model.spec.dev_wer)
+        _warn_if_poor(model, self.model.spec.dev_wer, self.model.spec.hypothesis)
 
     def _whisper(self):
         """The Whisper model the Speech-LLM's encoder came from (or that wrote its training
@@ -280,19 +280,29 @@ def _not_whisper(model: str) -> None:
 POOR_DEV_WER = 0.5
 
 
-def _warn_if_poor(model: str, dev_wer: float | None) -> None:
+def _warn_if_poor(model: str, dev_wer: float | None, hypothesis: bool = False) -> None:
     """Once per load: a model that scored badly on its own dev set writes fluent text
-    that is not what was said, and the user should know before trusting it."""
-    if dev_wer is not None and dev_wer > POOR_DEV_WER:
-        import warnings
+    that is not what was said, and the user should know before trusting it. A
+    hypothesis-conditioned model's dev score is its own text, before the check of its
+    corrections: what is poor there is its changes to Whisper's text, and the advice
+    is not to turn on what it already uses."""
+    if dev_wer is None or dev_wer <= POOR_DEV_WER:
+        return
+    import warnings
 
-        warnings.warn(
-            f"{model}: this Speech-LLM reached only {100 * dev_wer:.1f}% CER/WER on its dev "
-            "set in training; its transcripts are unreliable (train on more data, or use "
-            "--hypothesis, or the Whisper engine)",
-            UserWarning,
-            stacklevel=3,
+    score = f"reached only {100 * dev_wer:.1f}% CER/WER on its dev set in training"
+    if hypothesis:
+        message = (
+            f"{model}: this hypothesis-conditioned Speech-LLM {score}; its corrections of "
+            "Whisper's text are unreliable (keep the correction check on, train on more "
+            "data, or use the Whisper engine)"
         )
+    else:
+        message = (
+            f"{model}: this Speech-LLM {score}; its transcripts are unreliable (train on "
+            "more data, or use --hypothesis, or the Whisper engine)"
+        )
+    warnings.warn(message, UserWarning, stacklevel=3)
 
 
 _SILENCE = np.zeros(SAMPLE_RATE // 10, np.float32)  # what an empty span is decoded as
