@@ -122,6 +122,9 @@ def main() -> None:
 
         jobs = min(os.cpu_count() or 1, 8)
         t_api, _ = best_of(args.repeat, lambda: sbasr.score(hyp_file, ref_file, jobs=jobs))
+        t_summary, _ = best_of(
+            args.repeat, lambda: sbasr.score_summary(hyp_file, ref_file, jobs=jobs)
+        )
         tiny = work / "tiny"
         tiny.write_text("a b\n", encoding="utf-8")
         t_start, _ = best_of(
@@ -152,6 +155,7 @@ def main() -> None:
             "start-up, timed on a one-line file)"
         )
         print(f"sbasr.score() API     {t_api:7.2f} s   (in process, like jiwer below)")
+        print(f"sbasr.score_summary() {t_summary:7.2f} s   (in process: the counts the CLI prints)")
         print(
             f"jiwer.process_words   {t_jiwer:7.2f} s   sbasr CLI is "
             f"{t_jiwer / t_sbasr:5.1f}x faster  (goal >= 4x); API vs API {t_jiwer / t_api:5.1f}x"

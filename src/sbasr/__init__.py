@@ -13,7 +13,9 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "score": "sbasr.scoring.api",
+    "score_summary": "sbasr.scoring.api",
     "ScoreReport": "sbasr.scoring.api",
+    "ScoreSummary": "sbasr.scoring.api",
     "ErrorCounts": "sbasr.scoring.api",
     "UtteranceScore": "sbasr.scoring.api",
     "Transcripts": "sbasr.scoring.transcripts",
@@ -34,6 +36,7 @@ __all__ = [
     "ErrorCounts",
     "SbasrError",
     "ScoreReport",
+    "ScoreSummary",
     "Segment",
     "SpeechLLMDecodeOptions",
     "TranscribeOptions",
@@ -43,6 +46,7 @@ __all__ = [
     "__version__",
     "read_transcripts",
     "score",
+    "score_summary",
     "transcribe",
 ]
 
@@ -56,7 +60,14 @@ if TYPE_CHECKING:
     )
     from .asr.pipeline import Segment, transcribe
     from .errors import SbasrError
-    from .scoring.api import ErrorCounts, ScoreReport, UtteranceScore, score
+    from .scoring.api import (
+        ErrorCounts,
+        ScoreReport,
+        ScoreSummary,
+        UtteranceScore,
+        score,
+        score_summary,
+    )
     from .scoring.transcripts import Transcripts, read_transcripts
 
 

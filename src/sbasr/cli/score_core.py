@@ -101,10 +101,11 @@ def run_score(
     jobs: int = 0,
 ) -> int:
     """Score and print the table (or JSON); the exit status: 2 after a one-line error."""
-    from ..scoring.api import score
+    from ..scoring.api import score, score_summary
 
     try:
-        report = score(
+        # the table needs the counts alone; the alignments need every utterance
+        report = (score if alignments is not None else score_summary)(
             hyp,
             ref,
             language=language,

@@ -21,10 +21,11 @@ from ..errors import SbasrError
 from ..io import languages as lang_mod
 from .counts import count_texts
 from .edit_distance import DEL, INS, REF, SUB
+from .file_parts import FileParts, cut_alike
 from .normalize import NORMALIZERS
 from .normalize import normalize as normalize_texts
 from .parallel import fork_map
-from .transcripts import Transcripts, read_transcripts
+from .transcripts import Transcripts, keyed_rows, read_transcripts
 from .units import UNITS, tokens
 
 TranscriptSource = str | os.PathLike[str] | Transcripts | Mapping[str, str]
@@ -92,20 +93,36 @@ class UtteranceScore(_Errors):
 
 
 @dataclass(kw_only=True)
-class ScoreReport:
-    """The result of `score`: per-language rows, the pooled row, what did not match, and
-    per utterance (in reference order) what was scored and how many errors it has.
-
-    The per-utterance fields are parallel lists, one entry per reference utterance, kept
-    as the raw texts: 10^5 utterances as token lists would cost more memory and time than
-    the scoring itself, so `utterances()` tokenises again only when asked.
-    """
+class ScoreSummary:
+    """What `sbasr score` prints: per-language rows, the pooled row and what did not
+    match (`score_summary`)."""
 
     pooled: ErrorCounts
     languages: list[ErrorCounts]  # one row per language, in the order of their names
     missing: list[str]  # reference ids without a hypothesis (scored as all deletions)
     extra: list[str]  # hypothesis ids without a reference (not scored)
     normalize: str
+
+    def to_dict(self) -> dict:
+        return {
+            "pooled": self.pooled.to_dict(),
+            "languages": [row.to_dict() for row in self.languages],
+            "missing_hypotheses": self.missing,
+            "extra_hypotheses": self.extra,
+            "normalize": self.normalize,
+        }
+
+
+@dataclass(kw_only=True)
+class ScoreReport(ScoreSummary):
+    """The result of `score`: the summary, and per utterance (in reference order) what was
+    scored and how many errors it has.
+
+    The per-utterance fields are parallel lists, one entry per reference utterance, kept
+    as the raw texts: 10^5 utterances as token lists would cost more memory and time than
+    the scoring itself, so `utterances()` tokenises again only when asked.
+    """
+
     ids: list[str] = field(repr=False)
     utterance_languages: list[str | None] = field(repr=False)  # codes
     units: list[str] = field(repr=False)
@@ -139,15 +156,6 @@ class ScoreReport:
                 row[INS],
             )
 
-    def to_dict(self) -> dict:
-        return {
-            "pooled": self.pooled.to_dict(),
-            "languages": [row.to_dict() for row in self.languages],
-            "missing_hypotheses": self.missing,
-            "extra_hypotheses": self.extra,
-            "normalize": self.normalize,
-        }
-
 
 def score(
     hypothesis: TranscriptSource,
@@ -171,6 +179,43 @@ def score(
     with threads of its own should keep 1).
     """
     with gc_paused():
+        return _score(
+            hypothesis,
+            reference,
+            language,
+            language_from_key,
+            normalize,
+            unit,
+            by_line,
+            strict,
+            jobs,
+        )
+
+
+def score_summary(
+    hypothesis: TranscriptSource,
+    reference: TranscriptSource,
+    *,
+    language: str | None = None,
+    language_from_key: bool = False,
+    normalize: str = "mlcslm",
+    unit: str | None = None,
+    by_line: bool = False,
+    strict: bool = False,
+    jobs: int = 1,
+) -> ScoreSummary:
+    """The counts `score` gives, without the per-utterance detail: what `sbasr score`
+    prints. Two keyed files that list the same ids in the same order, large enough for
+    several `jobs`, are scored part by part, each process reading only its own lines of
+    each (`file_parts`); anything else is scored as `score` does it."""
+    _check_names(normalize, unit)
+    with gc_paused():
+        if not by_line and jobs > 1:
+            summary = _summary_in_parts(
+                hypothesis, reference, language, language_from_key, normalize, unit, jobs
+            )
+            if summary is not None:
+                return summary
         return _score(
             hypothesis,
             reference,
@@ -210,10 +255,7 @@ def _score(
     strict: bool,
     jobs: int,
 ) -> ScoreReport:
-    if normalize not in NORMALIZERS:
-        raise SbasrError(f"unknown normaliser {normalize!r}; use {'|'.join(NORMALIZERS)}")
-    if unit is not None and unit not in UNITS:
-        raise SbasrError(f"unknown unit {unit!r}; use {'|'.join(UNITS)}")
+    _check_names(normalize, unit)
     hyp = _load(hypothesis, by_line)
     ref = _load(reference, by_line)
     if by_line and len(hyp.ids) != len(ref.ids):
@@ -239,7 +281,7 @@ def _score(
         raise SbasrError(_no_match_message(hyp, ref))
 
     langs = _languages(ref, hyp, language, language_from_key)
-    unit_of = {code: unit or lang_mod.default_unit(code) for code in set(langs)}
+    unit_of = _units_of(langs, unit)
     units = [unit_of[code] for code in langs]
 
     hyp_or_empty = [t or "" for t in hyp_texts]
@@ -251,13 +293,8 @@ def _score(
         raise SbasrError(f"{ref.path}: over 1.1 million distinct tokens; split the set") from None
 
     rows = _per_language(langs, unit_of, counts)
-    total = counts.sum(axis=0)
-    pooled_unit = next(iter(unit_of.values())) if len(set(unit_of.values())) == 1 else "pooled"
-    pooled = ErrorCounts(
-        None, pooled_unit, len(ids), int(total[REF]), *(int(total[c]) for c in (SUB, DEL, INS))
-    )
     return ScoreReport(
-        pooled=pooled,
+        pooled=_pooled(rows),
         languages=rows,
         missing=missing,
         extra=extra,
@@ -272,6 +309,114 @@ def _score(
 
 
 _MIN_PER_JOB = 20_000  # below this a fork costs more than it saves
+
+
+def _check_names(normalize: str, unit: str | None) -> None:
+    if normalize not in NORMALIZERS:
+        raise SbasrError(f"unknown normaliser {normalize!r}; use {'|'.join(NORMALIZERS)}")
+    if unit is not None and unit not in UNITS:
+        raise SbasrError(f"unknown unit {unit!r}; use {'|'.join(UNITS)}")
+
+
+def _units_of(langs: list[str | None], unit: str | None) -> dict[str | None, str]:
+    return {code: unit or lang_mod.default_unit(code) for code in set(langs)}
+
+
+def _pooled(rows: list[ErrorCounts]) -> ErrorCounts:
+    """All languages' rows as one: total errors over total reference tokens."""
+    units = {row.unit for row in rows}
+    return ErrorCounts(
+        None,
+        units.pop() if len(units) == 1 else "pooled",
+        sum(r.utterances for r in rows),
+        sum(r.ref_tokens for r in rows),
+        sum(r.substitutions for r in rows),
+        sum(r.deletions for r in rows),
+        sum(r.insertions for r in rows),
+    )
+
+
+@dataclass(frozen=True)
+class _PartCounts:
+    rows: list[ErrorCounts]  # per language
+    id_hashes: np.ndarray  # to find an id repeated in another part
+
+
+def _summary_in_parts(
+    hypothesis: TranscriptSource,
+    reference: TranscriptSource,
+    language: str | None,
+    language_from_key: bool,
+    normalize: str,
+    unit: str | None,
+    jobs: int,
+) -> ScoreSummary | None:
+    """The summary of two keyed files scored part by part, or None where they cannot be
+    (see `file_parts`): other ids or order, an id twice, JSON Lines, bad UTF-8 ..."""
+    if not all(isinstance(s, (str, os.PathLike)) for s in (hypothesis, reference)):
+        return None
+    code = _language_code(language) if language else None
+    parts = cut_alike(hypothesis, reference, jobs, _MIN_PER_JOB)
+    if parts is None:
+        return None
+    job = partial(_count_part, parts, code, language_from_key, normalize, unit)
+    try:
+        results = fork_map(job, parts.cuts)
+    except OverflowError:
+        return None  # the ordinary path says so, naming the file
+    if any(r is None for r in results):
+        return None
+    hashes = np.concatenate([r.id_hashes for r in results])  # type: ignore[union-attr]
+    if len(np.unique(hashes)) != len(hashes):  # an id in two parts (or a hash collision)
+        return None
+    totals: dict[str | None, list] = {}
+    for result in results:
+        for row in result.rows:  # type: ignore[union-attr]
+            sums = totals.setdefault(row.language, [row.unit, 0, 0, 0, 0, 0])
+            for k, n in enumerate(
+                (row.utterances, row.ref_tokens, row.substitutions, row.deletions, row.insertions),
+                1,
+            ):
+                sums[k] += n
+    order = sorted(totals, key=lambda c: (c is None, lang_mod.name(c)))
+    rows = [ErrorCounts(c, *totals[c]) for c in order]
+    return ScoreSummary(
+        pooled=_pooled(rows), languages=rows, missing=[], extra=[], normalize=normalize
+    )
+
+
+def _count_part(
+    parts: FileParts,
+    code: str | None,
+    language_from_key: bool,
+    normalize: str,
+    unit: str | None,
+    cut: tuple[slice, slice],
+) -> _PartCounts | None:
+    """One part of both files read, checked and counted: the work of one process. None
+    where the part's two sides do not list the same ids in the same order once each."""
+    try:
+        hyp_text, ref_text = parts.texts(cut)
+    except UnicodeDecodeError:
+        return None
+    hyp_ids, hyp_texts = keyed_rows(hyp_text)
+    ids, ref_texts = keyed_rows(ref_text)
+    if hyp_ids != ids or not ids or len(set(ids)) != len(ids):
+        return None
+    # as `_languages` finds them for keyed files: the flag's, else the key's, else none
+    if code or not language_from_key:
+        langs: list[str | None] = [code] * len(ids)
+    else:
+        langs = [lang_mod.from_key(uid) for uid in ids]
+    unit_of = _units_of(langs, unit)
+    counts = count_texts(
+        normalize_texts(ref_texts, langs, normalize),
+        normalize_texts(hyp_texts, langs, normalize),
+        [unit_of[c] for c in langs],
+        False,
+    )
+    hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
+    return _PartCounts(_per_language(langs, unit_of, counts), hashes)
 
 
 def _chunks(texts: list[str], jobs: int) -> list[range]:
@@ -314,10 +459,7 @@ def _languages(
 ) -> list[str | None]:
     n = len(ref.ids)
     if language:
-        code = lang_mod.to_code(language)
-        if code is None:
-            raise SbasrError(f"unknown language {language!r}; give a code such as en or ja")
-        return [code] * n
+        return [_language_code(language)] * n
     cache: dict[str, str | None] = {}
 
     def resolve(value: str) -> str | None:
@@ -337,6 +479,13 @@ def _languages(
     if from_key and None in langs:
         langs = [code or lang_mod.from_key(uid) for uid, code in zip(ref.ids, langs)]
     return langs
+
+
+def _language_code(language: str) -> str:
+    code = lang_mod.to_code(language)
+    if code is None:
+        raise SbasrError(f"unknown language {language!r}; give a code such as en or ja")
+    return code
 
 
 def _per_language(

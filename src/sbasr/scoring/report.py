@@ -13,7 +13,7 @@ from rich.table import Table
 
 from ..io import languages
 from ..io.files import write_atomic
-from .api import ErrorCounts, ScoreReport, UtteranceScore
+from .api import ErrorCounts, ScoreReport, ScoreSummary, UtteranceScore
 from .edit_distance import align
 
 _UNIT_NAMES = {"word": "words", "char": "chars", "mixed": "chars", "pooled": "tokens"}
@@ -23,7 +23,7 @@ def _rate(rate: float | None) -> str:
     return "n/a" if rate is None else f"{100 * rate:.2f}%"
 
 
-def render_table(report: ScoreReport, console: Console) -> None:
+def render_table(report: ScoreSummary, console: Console) -> None:
     """Per-language rows, then the pooled row that is the headline figure."""
     table = Table(title=f"sbasr score (normalize: {report.normalize})", title_justify="left")
     for header in ("language", "metric", "utts", "ref tokens", "sub", "del", "ins", "errors"):

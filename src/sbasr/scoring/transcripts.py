@@ -56,6 +56,13 @@ def is_jsonl(text: str) -> bool:
 
 
 def _parse_keyed(path: str, text: str) -> Transcripts:
+    ids, texts = keyed_rows(text)
+    _check_unique(path, text, ids)
+    return Transcripts(path, ids, texts)
+
+
+def keyed_rows(text: str) -> tuple[list[str], list[str]]:
+    """Ids and texts of keyed lines (`id text`), blank lines skipped."""
     # Comprehensions rather than a loop with appends: this runs over 10^5 lines.
     rows = [line.split(None, 1) for line in text.splitlines()]
     if not all(rows):
@@ -63,8 +70,7 @@ def _parse_keyed(path: str, text: str) -> Transcripts:
     ids = [row[0] for row in rows]
     # An id alone is a real utterance whose text is empty: it must be scored.
     texts = [row[1].rstrip() if len(row) == 2 else "" for row in rows]
-    _check_unique(path, text, ids)
-    return Transcripts(path, ids, texts)
+    return ids, texts
 
 
 def _parse_jsonl(path: str, text: str) -> Transcripts:
