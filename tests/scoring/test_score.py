@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import os
+from pathlib import Path
 
 import pytest
 from conftest import run_cli, write_keyed
@@ -282,6 +284,31 @@ def test_fork_map_keeps_order_and_raises_what_a_worker_raised():
         fork_map(_square_or_fail, [1, 13])  # 13 runs in a worker
     with pytest.raises(ValueError, match="bad item 13"):
         fork_map(_square_or_fail, [13, 1])  # 13 runs here
+
+
+class _Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("no pickling")
+
+
+def _dies_or_fails(x: int) -> int:
+    if x == 1:
+        os._exit(3)  # a worker killed mid-way: no result comes back
+    if x == 2:
+        raise _Unpicklable("odd")
+    return x
+
+
+def test_fork_map_reports_a_dead_worker_and_leaves_no_worker_behind():
+    with pytest.raises(RuntimeError, match="ended without a result"):
+        fork_map(_dies_or_fails, [0, 1])
+    with pytest.raises(RuntimeError, match="_Unpicklable"):  # its text, when not picklable
+        fork_map(_dies_or_fails, [0, 2])
+    with pytest.raises(ValueError, match="bad item 13"):  # here, while workers run
+        fork_map(_square_or_fail, [13, 1, 2])
+    children = Path(f"/proc/self/task/{os.getpid()}/children")  # Linux: this test's own
+    if children.exists():
+        assert children.read_text().split() == []  # every worker was reaped
 
 
 def test_metric_names_the_unit_an_unknown_language_is_scored_in():
