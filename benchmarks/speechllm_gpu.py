@@ -6,8 +6,8 @@
    30 s; batched (8) vs one-at-a-time decoding, every utterance writing the same 40 tokens.
 4. Training throughput of stage 2 (projector + LLM LoRA) under bf16 autocast.
 
-The GPU machines here cannot receive the real models (too large to carry), hence random
-weights; only a tokenizer directory is needed (tiny.en's: 3.5 MB).
+Random weights need no model files carried to the GPU machine, only a tokenizer directory
+(tiny.en's: 3.5 MB). The real models go there in parts: benchmarks/speechllm_gpu_real.py.
 
     python benchmarks/speechllm_gpu.py OUT_DIR [TOKENIZER_DIR]   # DEV=cpu to try it here
     ONLY_SPEED=1 python benchmarks/speechllm_gpu.py OUT_DIR       # parts 3 and 4
