@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -178,6 +178,7 @@ def score(
     `jobs` > 1 forks that many processes for large sets (the CLI does; a library caller
     with threads of its own should keep 1).
     """
+    _check_names(normalize, unit)
     with gc_paused():
         return _score(
             hypothesis,
@@ -255,7 +256,6 @@ def _score(
     strict: bool,
     jobs: int,
 ) -> ScoreReport:
-    _check_names(normalize, unit)
     hyp = _load(hypothesis, by_line)
     ref = _load(reference, by_line)
     if by_line and len(hyp.ids) != len(ref.ids):
@@ -322,11 +322,12 @@ def _units_of(langs: list[str | None], unit: str | None) -> dict[str | None, str
     return {code: unit or lang_mod.default_unit(code) for code in set(langs)}
 
 
-def _pooled(rows: list[ErrorCounts]) -> ErrorCounts:
-    """All languages' rows as one: total errors over total reference tokens."""
+def _pooled(rows: list[ErrorCounts], language: str | None = None) -> ErrorCounts:
+    """Rows as one, under `language` (None: all languages pooled): total errors over
+    total reference tokens, in the rows' unit where they share one."""
     units = {row.unit for row in rows}
     return ErrorCounts(
-        None,
+        language,
         units.pop() if len(units) == 1 else "pooled",
         sum(r.utterances for r in rows),
         sum(r.ref_tokens for r in rows),
@@ -369,17 +370,11 @@ def _summary_in_parts(
     hashes = np.concatenate([r.id_hashes for r in results])  # type: ignore[union-attr]
     if len(np.unique(hashes)) != len(hashes):  # an id in two parts (or a hash collision)
         return None
-    totals: dict[str | None, list] = {}
+    by_language: dict[str | None, list[ErrorCounts]] = {}
     for result in results:
         for row in result.rows:  # type: ignore[union-attr]
-            sums = totals.setdefault(row.language, [row.unit, 0, 0, 0, 0, 0])
-            for k, n in enumerate(
-                (row.utterances, row.ref_tokens, row.substitutions, row.deletions, row.insertions),
-                1,
-            ):
-                sums[k] += n
-    order = sorted(totals, key=lambda c: (c is None, lang_mod.name(c)))
-    rows = [ErrorCounts(c, *totals[c]) for c in order]
+            by_language.setdefault(row.language, []).append(row)
+    rows = [_pooled(by_language[c], c) for c in _language_order(by_language)]
     return ScoreSummary(
         pooled=_pooled(rows), languages=rows, missing=[], extra=[], normalize=normalize
     )
@@ -409,12 +404,8 @@ def _count_part(
     else:
         langs = [lang_mod.from_key(uid) for uid in ids]
     unit_of = _units_of(langs, unit)
-    counts = count_texts(
-        normalize_texts(ref_texts, langs, normalize),
-        normalize_texts(hyp_texts, langs, normalize),
-        [unit_of[c] for c in langs],
-        False,
-    )
+    units = [unit_of[c] for c in langs]
+    counts = _count_chunk(ref_texts, hyp_texts, langs, units, normalize, False, range(len(ids)))
     hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
     return _PartCounts(_per_language(langs, unit_of, counts), hashes)
 
@@ -488,10 +479,15 @@ def _language_code(language: str) -> str:
     return code
 
 
+def _language_order(codes: Iterable[str | None]) -> list[str | None]:
+    """The report's order of language rows: by name, unknown last."""
+    return sorted(codes, key=lambda c: (c is None, lang_mod.name(c)))
+
+
 def _per_language(
     langs: list[str | None], unit_of: dict[str | None, str], counts: np.ndarray
 ) -> list[ErrorCounts]:
-    order = sorted(unit_of, key=lambda c: (c is None, lang_mod.name(c)))
+    order = _language_order(unit_of)
     index = {code: i for i, code in enumerate(order)}
     group = np.fromiter((index[c] for c in langs), dtype=np.int64, count=len(langs))
     sums = np.zeros((len(order), 4), dtype=np.int64)
