@@ -68,3 +68,66 @@ def test_eager_attention_while_training_on_a_cpu_gives_the_same_loss(parts):
         with training_attention(model, torch.device("cuda")):  # never built: only asked
             assert llm.config._attn_implementation == "sdpa"
     assert torch.allclose(fused, eager, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_rows_give_the_llms_own_loss_and_gradients_on_padded_rows(parts, attention):
+    """The loss runs the LLM on the batch's real positions only (packed); the LLM's own
+    loss on the padded batch, and its gradients, are the reference."""
+    model = build(parts)
+    model.set_stage(2)
+    model.eval()  # no dropout: both ways must see the same network
+    llm = model.llm.get_base_model()
+    llm.set_attn_implementation(attention)
+    texts = ("one two", "three four five six seven", "eight")
+    items = [
+        {"audio": a, "prompt_ids": model.prompt_ids(lang), "labels": model.target_ids(text)}
+        for a, lang, text in zip(waves(1.0, 0.4, 1.7), ("en", "fr", "en"), texts)
+    ]
+    batch = collate(items)
+    targets = [row[row != -100].tolist() for row in batch["labels"]]
+    speech, lengths = model.encode(batch["audio"])
+    embeds, mask, labels = model._assemble(speech, lengths, batch["prompt_ids"], targets, False)
+    assert (mask == 0).any()  # rows of unequal lengths: there is padding to leave out
+
+    embeds = embeds.detach().requires_grad_()
+    theirs = llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
+    theirs.backward()
+    expected = embeds.grad.clone()
+    embeds.grad = None
+    ours = model._text_loss(embeds, mask, labels)
+    ours.backward()
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert torch.allclose(embeds.grad, expected, atol=1e-6)
+    assert llm.config._attn_implementation == attention  # as it was, afterwards
+
+    # each row's own total is what it scores alone
+    picked, rows = model._label_log_probs(embeds.detach(), mask, labels)
+    totals = torch.zeros(3).index_add_(0, rows, picked.detach())
+    for i in range(3):
+        n = int(mask[i].sum())
+        one = (embeds[i : i + 1, :n].detach(), mask[i : i + 1, :n], labels[i : i + 1, :n])
+        alone = model._label_log_probs(*one)[0]
+        assert torch.allclose(totals[i], alone.sum(), atol=1e-5)
+
+
+def test_a_frozen_output_layer_is_cast_once_under_autocast_and_again_when_it_changes(parts):
+    model = build(parts)
+    model.set_stage(2)
+    head = model.llm.get_base_model().get_output_embeddings()
+    assert not head.weight.requires_grad
+    hidden = torch.randn(5, head.weight.shape[1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected = head(hidden)  # autocast's own cast, each call
+        first = model._output_layer(head, hidden)
+        kept = model._head_cast[1]
+        again = model._output_layer(head, hidden)
+        assert model._head_cast[1] is kept  # not cast a second time
+        assert torch.equal(first, expected) and torch.equal(again, expected)
+        with torch.no_grad():
+            head.weight.mul_(2)  # changed in place: cast anew
+        changed = model._output_layer(head, hidden)
+        assert model._head_cast[1] is not kept
+        assert torch.equal(changed, head(hidden))
+    assert torch.equal(model._output_layer(head, hidden), head(hidden))  # no autocast
+    assert model._head_cast is None  # nothing kept outside autocast

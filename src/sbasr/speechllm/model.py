@@ -30,6 +30,7 @@ from .dropout import cheapen_lora_dropout
 from .encoders import align_frames, frame_mask, load_encoder
 from .fusion import Fusion
 from .llm import load_llm
+from .packing import pack, packed_attention
 from .projectors import build_projector, match_scale
 
 
@@ -437,15 +438,54 @@ class SpeechLLM(nn.Module):
 
         The output layer is applied only where a label is: it spans every position and a
         49k-word vocabulary, while only the transcript (a fifth of a row) is learnt, and
-        on a CPU that layer was a fifth of a training step."""
+        on a CPU that layer was a fifth of a training step. The rows run packed, without
+        their padding (`packing`): a fifth of a batch's positions are padding."""
         causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
         body = getattr(causal, causal.base_model_prefix)
-        hidden = body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
-        target = labels[:, 1:]
+        if self.is_activation_checkpointing and torch.is_grad_enabled():
+            # checkpointing runs each layer again in the backward pass, after the switch
+            # of attention is undone: the padded rows then, their real positions kept
+            _, positions, packing = pack(embeds, mask, "")
+            flat = body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
+            hidden = flat.reshape(-1, flat.shape[-1]).index_select(0, packing.real)
+        else:
+            with packed_attention(body.config) as inner:
+                packed, positions, packing = pack(embeds, mask, inner)
+                hidden = body(
+                    inputs_embeds=packed,
+                    attention_mask=mask.new_ones(1, 1, 1, 1),  # 4-D: taken as is, unused
+                    position_ids=positions,
+                    sbasr_packing=packing,
+                ).last_hidden_state[0]
+        # each position predicts the next; a row's first is never labelled (it is the
+        # prompt), so no row learns from the one before it
+        target = labels[mask.bool()][1:]
+        target = target.masked_fill(positions[0, 1:] == 0, -100)
         keep = target != -100
-        logits = causal.get_output_embeddings()(hidden[:, :-1][keep]).float()
+        logits = self._output_layer(causal.get_output_embeddings(), hidden[:-1][keep]).float()
         picked = logits.log_softmax(-1).gather(1, target[keep][:, None]).squeeze(1)
-        return picked, keep.nonzero()[:, 0]
+        return picked, (packing.real[1:] // packing.width)[keep]
+
+    def _output_layer(self, head: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+        """`head(hidden)`; under autocast a frozen head's weight is cast once and kept, not
+        cast again each step (autocast keeps no casts of frozen weights between steps):
+        the 49k-word table shared with the input embeddings, a twentieth of a bf16 CPU
+        step. The same numbers either way."""
+        device = hidden.device.type
+        weight = getattr(head, "weight", None)
+        if (
+            not isinstance(head, nn.Linear)
+            or head.bias is not None
+            or weight.requires_grad
+            or not torch.is_autocast_enabled(device)
+        ):
+            self._head_cast = None
+            return head(hidden)
+        dtype = torch.get_autocast_dtype(device)
+        key = (weight.data_ptr(), weight._version, dtype)
+        if getattr(self, "_head_cast", None) is None or self._head_cast[0] != key:
+            self._head_cast = (key, weight.detach().to(dtype))
+        return nn.functional.linear(hidden.to(dtype), self._head_cast[1])
 
     @torch.inference_mode()
     def score(
