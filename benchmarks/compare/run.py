@@ -396,7 +396,7 @@ def main() -> None:
     parser.add_argument(
         "--precision",
         default="auto",
-        help="the Speech-LLMs' training precision (bf16: 2.5x faster steps on a CPU with "
+        help="the Speech-LLMs' training precision (bf16: 2x faster steps on a CPU with "
         "AVX-512 BF16, benchmarks/speechllm_train_bench.py)",
     )
     parser.add_argument(
