@@ -445,14 +445,13 @@ class SpeechLLM(nn.Module):
         if self.is_activation_checkpointing and torch.is_grad_enabled():
             # checkpointing runs each layer again in the backward pass, after the switch
             # of attention is undone: the padded rows then, their real positions kept
-            _, positions, packing = pack(embeds, mask, "")
-            flat = body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state
-            hidden = flat.reshape(-1, flat.shape[-1]).index_select(0, packing.real)
+            positions, packing = pack(mask, "")
+            hidden = packing.take(body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state)
         else:
             with packed_attention(body.config) as inner:
-                packed, positions, packing = pack(embeds, mask, inner)
+                positions, packing = pack(mask, inner)
                 hidden = body(
-                    inputs_embeds=packed,
+                    inputs_embeds=packing.take(embeds)[None],
                     attention_mask=mask.new_ones(1, 1, 1, 1),  # 4-D: taken as is, unused
                     position_ids=positions,
                     sbasr_packing=packing,

@@ -34,30 +34,31 @@ class Packing:
     width: int
     inner: str  # the LLM's own attention implementation, run on the padded rows
 
+    def take(self, padded: torch.Tensor) -> torch.Tensor:
+        """[rows, width, dim] -> the real positions' [positions, dim], in packed order."""
+        return padded.reshape(-1, padded.shape[-1]).index_select(0, self.real)
 
-def pack(
-    embeds: torch.Tensor, mask: torch.Tensor, inner: str
-) -> tuple[torch.Tensor, torch.Tensor, Packing]:
-    """Padded rows `embeds` [rows, width, dim] with `mask` [rows, width] as one packed row
-    [1, positions, dim], each row's position ids counted from 0, and how to unpack."""
+
+def pack(mask: torch.Tensor, inner: str) -> tuple[torch.Tensor, Packing]:
+    """The packing of padded rows with `mask` [rows, width], and the packed row's position
+    ids [1, positions], counted from 0 in each row."""
     keep = mask.bool()
     real = keep.reshape(-1).nonzero()[:, 0]
     positions = (keep.long().cumsum(1) - 1).reshape(-1).index_select(0, real)
-    packed = embeds.reshape(-1, embeds.shape[-1]).index_select(0, real)
-    return packed[None], positions[None], Packing(real, *keep.shape, inner)
+    return positions[None], Packing(real, *keep.shape, inner)
 
 
 def _rows_attention(module, query, key, value, attention_mask, **kwargs):
     """The model's own attention per row: [1, heads, positions, d] laid out as padded
     rows, causal (right padding: a real query never sees padding), packed again."""
-    from transformers import AttentionInterface
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
     from transformers.models.llama.modeling_llama import eager_attention_forward
 
     packing: Packing | None = kwargs.pop("sbasr_packing", None)
     if packing is None:  # not a packed call (say, a model whose LLM took this name)
         raise RuntimeError("the packed-rows attention was called without a packing")
     kwargs.pop("position_ids", None)  # the packed row's: flash attention would read them
-    inner = AttentionInterface().get_interface(packing.inner, eager_attention_forward)
+    inner = ALL_ATTENTION_FUNCTIONS.get_interface(packing.inner, eager_attention_forward)
     rows, width = packing.rows, packing.width
 
     # copies by index_copy and index_select: their backward passes are the same cheap
@@ -82,10 +83,10 @@ def packed_attention(config) -> Iterator[str]:
     """The LLM's attention switched to the packed rows' for one forward call; yields its
     own implementation's name. transformers finds attention implementations by name in
     one table: this adds a name to it (once) and changes nothing else."""
-    from transformers import AttentionInterface
+    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    if NAME not in AttentionInterface._global_mapping:
-        AttentionInterface.register(NAME, _rows_attention)
+    if NAME not in ALL_ATTENTION_FUNCTIONS:
+        ALL_ATTENTION_FUNCTIONS.register(NAME, _rows_attention)
     inner = config._attn_implementation or "eager"
     config._attn_implementation = NAME
     try:
