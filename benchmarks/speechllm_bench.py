@@ -38,7 +38,7 @@ def held_out_wer(model: str, test: Path, batch: int = 8) -> float:
     recording, so the prompts are batched here directly through the model, as the
     engine batches spans: by length, 8 at a time, greedy, at most 200 new tokens."""
     import sbasr
-    from sbasr.asr.postprocess import collapse_repetitions
+    from sbasr.core.text import collapse_repetitions
     from sbasr.io.audio import load_audio
     from sbasr.speechllm.model import SpeechLLM
 

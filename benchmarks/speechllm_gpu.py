@@ -140,8 +140,8 @@ if not os.environ.get("ONLY_SPEED"):
     (work / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[20:]))
     data._probe = lambda p: len(np.load(p)) / 16000
     training.load_example_audio = lambda ex: np.load(ex.audio)
-    from sbasr.speechllm.options import SpeechLLMOptions
-    from sbasr.speechllm.train import finetune_speechllm
+    from sbasr.training.speechllm import finetune_speechllm
+    from sbasr.training.speechllm_options import SpeechLLMOptions
 
     opts = SpeechLLMOptions(
         train=str(work / "train.jsonl"),

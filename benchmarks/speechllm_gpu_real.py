@@ -170,9 +170,9 @@ def assemble(directory: Path) -> None:
 
 def patch_audio() -> None:
     """Audio files here are .npy arrays at 16 kHz (no PyAV on the GPU machine)."""
-    import sbasr.speechllm.train as train
     import sbasr.training.data as data
     import sbasr.training.dataset as dataset
+    import sbasr.training.speechllm as train
 
     def load(ex):
         return np.load(ex.audio)

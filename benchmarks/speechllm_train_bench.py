@@ -35,15 +35,15 @@ from sbasr.speechllm.cache import EncoderCache
 from sbasr.speechllm.config import SpeechLLMConfig
 from sbasr.speechllm.dropout import CpuDropout, cheapen_lora_dropout, lora_dropouts
 from sbasr.speechllm.model import SpeechLLM
-from sbasr.speechllm.options import SpeechLLMOptions
-from sbasr.speechllm.train import (
+from sbasr.training.data import check_examples, read_examples
+from sbasr.training.speechllm import (
     SecondsBatchSampler,
     SpeechLLMDataset,
     collate,
     fill_cache,
     training_attention,
 )
-from sbasr.training.data import check_examples, read_examples
+from sbasr.training.speechllm_options import SpeechLLMOptions
 
 
 def steps(model, dataset, batches, threads: int, bf16: bool = False) -> list[float]:

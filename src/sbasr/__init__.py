@@ -20,7 +20,7 @@ _EXPORTS = {
     "UtteranceScore": "sbasr.scoring.api",
     "Transcripts": "sbasr.scoring.transcripts",
     "read_transcripts": "sbasr.scoring.transcripts",
-    "SbasrError": "sbasr.errors",
+    "SbasrError": "sbasr.core.errors",
     "transcribe": "sbasr.asr.pipeline",
     "Segment": "sbasr.asr.pipeline",
     "TranscribeOptions": "sbasr.asr.options",
@@ -59,7 +59,7 @@ if TYPE_CHECKING:
         WhisperDecodeOptions,
     )
     from .asr.pipeline import Segment, transcribe
-    from .errors import SbasrError
+    from .core.errors import SbasrError
     from .scoring.api import (
         ErrorCounts,
         ScoreReport,

@@ -20,7 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import SbasrError
+from .core.errors import SbasrError
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from sbasr.asr.options import (
     WhisperDecodeOptions,
     engine_options,
 )
-from sbasr.asr.postprocess import collapse_repetitions
+from sbasr.core.options import default_of
+from sbasr.core.text import collapse_repetitions
 from sbasr.io.manifests import centiseconds
-from sbasr.options import default_of
 
 SAY_A = "Hello, thank you for calling. How can I help you today?"
 SAY_B = "I would like to check the status of my order please."

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from sbasr.errors import SbasrError
+from sbasr.core.errors import SbasrError
 from sbasr.examples import EXAMPLES, Example, copy_example, example_path, main, write_manifest
 from sbasr.io.manifests import read_utterances
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import build, waves
 
-from sbasr.errors import SbasrError
+from sbasr.core.errors import SbasrError
 
 
 def test_speech_sits_in_the_user_turn_and_only_the_transcript_is_learnt(parts):

@@ -18,7 +18,7 @@ import torch
 from conftest import SR, build, needs_espeak, run_cli, waves
 from transformers import StoppingCriteriaList
 
-from sbasr.asr.postprocess import collapse_repetitions
+from sbasr.core.text import collapse_repetitions
 from sbasr.speechllm.encoders import WhisperSpeechEncoder, align_frames, load_encoder
 from sbasr.speechllm.fusion import FUSIONS, Fusion
 from sbasr.speechllm.model import (
@@ -31,7 +31,7 @@ from sbasr.speechllm.model import (
     token_budget,
 )
 from sbasr.speechllm.projectors import PROJECTORS
-from sbasr.speechllm.train import SecondsBatchSampler
+from sbasr.training.speechllm import SecondsBatchSampler
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)
@@ -197,7 +197,7 @@ def test_save_and_load_give_the_same_model(parts, tmp_path):
     assert all(torch.equal(mean[k], state[k]) for k in state) and mean_adapter is not None
     config["projector"] = "conv"  # weights that do not fit: an error, not a silent mix
     (tmp_path / "m" / "sbasr-speechllm.json").write_text(json.dumps(config))
-    from sbasr.errors import SbasrError
+    from sbasr.core.errors import SbasrError
 
     with pytest.raises(SbasrError, match="do not fit"):
         SpeechLLM.load(tmp_path / "m")
@@ -336,8 +336,8 @@ def test_each_stage_and_run_logs_apart_and_ends_on_its_best_checkpoint(
 ):
     from transformers import TrainerCallback
 
-    from sbasr.speechllm.options import SpeechLLMOptions
-    from sbasr.speechllm.train import finetune_speechllm
+    from sbasr.training.speechllm import finetune_speechllm
+    from sbasr.training.speechllm_options import SpeechLLMOptions
 
     class WorstAtTheEnd(TrainerCallback):
         """The last evaluation reported as the worst, so that an earlier checkpoint is the

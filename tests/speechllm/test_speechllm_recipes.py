@@ -11,13 +11,13 @@ import soundfile as sf
 import torch
 from conftest import SENTENCES, SR, build, run_cli, waves
 
-from sbasr.errors import SbasrError
+from sbasr.core.errors import SbasrError
 from sbasr.speechllm.cache import EncoderCache, audio_key
 from sbasr.speechllm.hypotheses import HypothesisCache, cached_hypotheses, whisper_hypotheses
 from sbasr.speechllm.model import RepetitionStop, token_budget
-from sbasr.speechllm.options import SpeechLLMOptions
-from sbasr.speechllm.train import SpeechLLMDataset, collate, fill_cache
 from sbasr.training.data import Example
+from sbasr.training.speechllm import SpeechLLMDataset, collate, fill_cache
+from sbasr.training.speechllm_options import SpeechLLMOptions
 
 
 def test_cached_frames_give_the_same_loss_as_audio(parts):

@@ -8,7 +8,7 @@ import torch
 from conftest import build, waves
 
 from sbasr.speechllm.dropout import CpuDropout
-from sbasr.speechllm.train import collate, training_attention
+from sbasr.training.speechllm import collate, training_attention
 
 
 def test_cpu_dropout_keeps_the_distribution_and_the_mean():

@@ -53,7 +53,7 @@ def test_lora_adapter_is_merged_on_export(clip_path, tmp_path):
     from peft import LoraConfig, get_peft_model
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from sbasr.training.quiet import quiet_peft
+    from sbasr.core.quiet import quiet_peft
 
     base = transformers_dir("tiny.en")
     model = WhisperForConditionalGeneration.from_pretrained(base)

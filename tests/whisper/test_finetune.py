@@ -21,11 +21,11 @@ import pytest
 import soundfile as sf
 from conftest import SR, needs_espeak, run_cli
 
-from sbasr.choices import ARCHS
-from sbasr.options import default_of
-from sbasr.speechllm.options import SpeechLLMOptions
+from sbasr.core.choices import ARCHS
+from sbasr.core.options import default_of
 from sbasr.training.data import Example, check_examples, read_examples
-from sbasr.whisper.options import WhisperOptions
+from sbasr.training.speechllm_options import SpeechLLMOptions
+from sbasr.training.whisper_options import WhisperOptions
 
 
 def test_three_data_formats_read_the_same_utterances(tmp_path):
@@ -244,7 +244,7 @@ def test_finetune_flags_defaults_and_choices_are_the_options_classes():
 def test_the_options_classes_load_without_torch():
     # the CLI builds its flags from them at parse time: `sbasr --help` must stay fast
     code = (
-        "import sys, sbasr.cli, sbasr.whisper.options, sbasr.speechllm.options; "
+        "import sys, sbasr.cli, sbasr.training.whisper_options, sbasr.training.speechllm_options; "
         "print(sorted({'torch', 'numpy', 'transformers'} & set(sys.modules)))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -254,8 +254,8 @@ def test_the_options_classes_load_without_torch():
 def test_finetune_passes_what_was_typed_and_prints_how_to_transcribe(monkeypatch):
     from typer.testing import CliRunner
 
-    import sbasr.speechllm.train
-    import sbasr.whisper.finetune
+    import sbasr.training.speechllm
+    import sbasr.training.whisper
     from sbasr.cli import app
 
     seen = []
@@ -264,8 +264,8 @@ def test_finetune_passes_what_was_typed_and_prints_how_to_transcribe(monkeypatch
         seen.append(opts)
         return Path(opts.output_dir)
 
-    monkeypatch.setattr(sbasr.whisper.finetune, "finetune_whisper", fake)
-    monkeypatch.setattr(sbasr.speechllm.train, "finetune_speechllm", fake)
+    monkeypatch.setattr(sbasr.training.whisper, "finetune_whisper", fake)
+    monkeypatch.setattr(sbasr.training.speechllm, "finetune_speechllm", fake)
     runner = CliRunner()
     run = runner.invoke(app, ["finetune", "--train", "t.jsonl", "-o", "out"])
     assert run.exit_code == 0, run.output
@@ -338,7 +338,7 @@ def _weights(directory: Path) -> dict:
 def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_path):
     from transformers import TrainerCallback
 
-    from sbasr.whisper.finetune import finetune_whisper
+    from sbasr.training.whisper import finetune_whisper
 
     def opts(out: Path, resume: bool = False) -> WhisperOptions:
         return WhisperOptions(

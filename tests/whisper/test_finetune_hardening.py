@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from conftest import run_cli
 
-from sbasr.errors import SbasrError
-from sbasr.speechllm.options import SpeechLLMOptions
-from sbasr.whisper.options import WhisperOptions
+from sbasr.core.errors import SbasrError
+from sbasr.training.speechllm_options import SpeechLLMOptions
+from sbasr.training.whisper_options import WhisperOptions
 
 # every library warning a run could print: Python's, and transformers' logger's
 NOISE = re.compile(r"Warning\b|warnings\.warn|\[transformers\]")
@@ -116,7 +116,7 @@ def test_the_run_skips_unknown_languages_is_quiet_and_its_hint_works(lora_run, n
 def test_library_warnings_are_resolved_where_they_arise(tiny_model, tmp_path):
     from sbasr.training.arguments import training_arguments
     from sbasr.training.record import plot_history
-    from sbasr.whisper.finetune import load_model
+    from sbasr.training.whisper import load_model
 
     opts = WhisperOptions(
         train="x",
@@ -231,7 +231,7 @@ def test_finetune_gives_one_line_for_an_output_it_cannot_write(tmp_path):
 def test_finetune_refuses_an_earlier_model_unless_told(
     lora_run, noise_corpus, tiny_model, tmp_path
 ):
-    from sbasr.whisper.finetune import finetune_whisper, prepare_output
+    from sbasr.training.whisper import finetune_whisper, prepare_output
 
     out, train, _ = lora_run
     run = _copy(out, tmp_path / "run")
@@ -260,7 +260,7 @@ def test_finetune_refuses_an_earlier_model_unless_told(
 
 
 def test_speechllm_refuses_a_finished_stage_unless_told(noise_corpus, tmp_path):
-    from sbasr.speechllm.train import finetune_speechllm, prepare_output
+    from sbasr.training.speechllm import finetune_speechllm, prepare_output
 
     out = tmp_path / "slm"
     stage1 = out / "stage1"
@@ -293,7 +293,7 @@ def test_speechllm_refuses_a_finished_stage_unless_told(noise_corpus, tmp_path):
 
 def test_resume_skips_a_checkpoint_cut_short(lora_run, noise_corpus, tiny_model, tmp_path):
     from sbasr.training.arguments import last_checkpoint
-    from sbasr.whisper.finetune import finetune_whisper
+    from sbasr.training.whisper import finetune_whisper
 
     out, train, _ = lora_run
     run = _copy(out, tmp_path / "run")
@@ -335,8 +335,8 @@ class Loaded(Exception):
 def test_rows_without_a_usable_language_are_skipped_before_a_model_loads(
     noise_corpus, tiny_model, tmp_path, monkeypatch
 ):
-    import sbasr.speechllm.train
-    import sbasr.whisper.finetune
+    import sbasr.training.speechllm
+    import sbasr.training.whisper
 
     audio = str(noise_corpus / "n0.wav")
     train = _manifest(
@@ -353,20 +353,20 @@ def test_rows_without_a_usable_language_are_skipped_before_a_model_loads(
     def load(*args, **kwargs):
         raise Loaded
 
-    monkeypatch.setattr(sbasr.whisper.finetune, "is_multilingual", lambda base: True)
-    monkeypatch.setattr(sbasr.whisper.finetune, "load_model", load)
+    monkeypatch.setattr(sbasr.training.whisper, "is_multilingual", lambda base: True)
+    monkeypatch.setattr(sbasr.training.whisper, "load_model", load)
     opts = _opts(noise_corpus, train, tmp_path / "w", tiny_model)
     with pytest.raises(Loaded):
-        sbasr.whisper.finetune.finetune_whisper(opts, told.append)
+        sbasr.training.whisper.finetune_whisper(opts, told.append)
     assert f"train: skipped 1 row with an unknown language; first: {train}:5 (Klingon)" in told
     no_language = "without a language (the model is prompted with one)"
     assert f"train: skipped 2 rows {no_language}; first: {train}:6" in told
     assert told[0] == "train: 4 of 7 examples kept, 0.00 h; en 4"
 
     told.clear()
-    monkeypatch.setattr(sbasr.speechllm.train, "_initial_model", load)
+    monkeypatch.setattr(sbasr.training.speechllm, "_initial_model", load)
     with pytest.raises(Loaded):
-        sbasr.speechllm.train.finetune_speechllm(
+        sbasr.training.speechllm.finetune_speechllm(
             SpeechLLMOptions(train=str(train), output_dir=str(tmp_path / "s")), told.append
         )
     assert f"train: skipped 2 rows {no_language}; first: {train}:6" in told

@@ -49,7 +49,7 @@ def _model(lora: bool = False):
     if lora:
         from peft import LoraConfig, get_peft_model
 
-        from sbasr.training.quiet import quiet_peft
+        from sbasr.core.quiet import quiet_peft
 
         with quiet_peft():  # as sbasr itself wraps it
             model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, target_modules=list(LORA)))
@@ -60,7 +60,7 @@ def _trainer(tmp_path, model, decay: float | None, **args):
     """A WhisperTrainer for `model` (decay None: the plain Seq2SeqTrainer) with its optimizer."""
     from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments
 
-    from sbasr.whisper.finetune import _trainer_class
+    from sbasr.training.whisper import _trainer_class
 
     targs = Seq2SeqTrainingArguments(
         output_dir=str(tmp_path / "out"),

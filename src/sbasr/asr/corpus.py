@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.audio import Audio, load_audio
 from .engines.base import Decoded, Engine, decode_clips
 from .inputs import Recording

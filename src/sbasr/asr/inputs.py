@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.manifests import (
     AUDIO_SUFFIXES,
     MANIFEST_SUFFIXES,

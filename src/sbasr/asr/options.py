@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar
 
-from ..choices import CHANNELS, DEVICES, ENGINES
-from ..errors import SbasrError
+from ..core.choices import CHANNELS, DEVICES, ENGINES
+from ..core.errors import SbasrError
+from ..core.options import check_choices, default_of, option
 from ..io.languages import language_choices, user_language
-from ..options import check_choices, default_of, option
 
 
 @dataclass(slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.audio import Audio, load_audio
 from ..io.manifests import language_code, segment_id
 from .engines.base import Decoded, Engine, Word, load_engine

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.files import ensure_writable
 from .corpus import Outcome, failure, transcribe_many
 from .engines.base import Engine

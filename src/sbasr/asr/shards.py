@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.files import write_atomic
 from .inputs import Recording
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from faster_whisper.utils import format_timestamp
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.files import write_atomic
 from .pipeline import Segment
 

@@ -1,4 +1,4 @@
-"""What every command module shares: choice types built from `sbasr.choices`, and the
+"""What every command module shares: choice types built from `sbasr.core.choices`, and the
 one-line error."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from enum import Enum
 
 import typer
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 
 
 def choice(name: str, values: tuple[str, ...]) -> type[Enum]:

@@ -1,4 +1,4 @@
-"""Typer commands derived from options dataclasses (`sbasr.options`).
+"""Typer commands derived from options dataclasses (`sbasr.core.options`).
 
 A command's flags are the CLI fields of one or more options classes: the flag name, type,
 default, choices and bounds all come from the field, so nothing is declared twice. Only
@@ -21,7 +21,7 @@ from typing import Annotated, Any
 import typer
 from typer._click.core import ParameterSource
 
-from ..options import cli_fields, default_of
+from ..core.options import cli_fields, default_of
 from .common import choice
 
 

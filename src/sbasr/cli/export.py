@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from ..choices import EXPORT_FORMATS, QUANTIZATIONS
-from ..errors import SbasrError
+from ..core.choices import EXPORT_FORMATS, QUANTIZATIONS
+from ..core.errors import SbasrError
 from .common import choice, fail
 
 ExportFormat = choice("ExportFormat", EXPORT_FORMATS)

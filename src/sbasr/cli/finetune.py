@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 import typer
 
-from ..choices import ARCHS
-from ..errors import SbasrError
-from ..speechllm.options import SpeechLLMOptions
-from ..whisper.options import WhisperOptions
+from ..core.choices import ARCHS
+from ..core.errors import SbasrError
+from ..training.speechllm_options import SpeechLLMOptions
+from ..training.whisper_options import WhisperOptions
 from .common import choice, fail
 from .derive import derived_command, flag_spelling, flags_of
 
@@ -33,11 +33,11 @@ def finetune(
     try:
         opts = _options(name, given)
         if name == "whisper":
-            from ..whisper.finetune import finetune_whisper
+            from ..training.whisper import finetune_whisper
 
             out = finetune_whisper(opts, echo=_echo)
         else:
-            from ..speechllm.train import finetune_speechllm
+            from ..training.speechllm import finetune_speechllm
 
             out = finetune_speechllm(opts, echo=_echo)
     except SbasrError as e:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from .common import fail
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ..choices import NORMALIZERS, UNITS
+from ..core.choices import NORMALIZERS, UNITS
 from .common import choice
 from .score_core import run_score
 

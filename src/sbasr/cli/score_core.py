@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..choices import NORMALIZERS, UNITS
-from ..errors import SbasrError
+from ..core.choices import NORMALIZERS, UNITS
+from ..core.errors import SbasrError
 
 # Option spelling -> (parameter, what it takes): a tuple of choices, `str`, `int` (>= 0),
 # `Path`, or the value a bare flag sets.

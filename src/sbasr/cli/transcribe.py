@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import typer
 
 from ..asr.options import ENGINE_OPTIONS, EngineSettings, ShardOptions, TranscribeOptions
-from ..choices import ENGINES, OUTPUT_FORMATS
-from ..errors import SbasrError
+from ..core.choices import ENGINES, OUTPUT_FORMATS
+from ..core.errors import SbasrError
 from .common import choice, fail
 from .derive import derived_command
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 
 SAMPLE_RATE = 16_000
 

@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 
 
 def read_text(path: str | os.PathLike[str]) -> str:

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from . import languages
 from .files import jsonl_rows, read_text
 

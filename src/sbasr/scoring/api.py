@@ -17,7 +17,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io import languages as lang_mod
 from .counts import count_texts
 from .edit_distance import DEL, INS, REF, SUB

@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from functools import cache
 
-from ..choices import NORMALIZERS
+from ..core.choices import NORMALIZERS
 
 # Everything str.split() splits on, except the newline that joins texts in a batch.
 WHITESPACE = (

@@ -12,7 +12,7 @@ import os
 import re
 from dataclasses import dataclass
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.files import jsonl_rows, read_text
 from ..io.manifests import row_id, row_language, row_text
 

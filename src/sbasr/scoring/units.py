@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import cache
 
-from ..choices import UNITS
+from ..core.choices import UNITS
 
 # Scripts written without spaces, as the MLC-SLM recipe lists them: Hangul, CJK (with
 # their punctuation and full-width forms) and Thai. A character of these is one token.

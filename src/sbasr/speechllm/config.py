@@ -1,7 +1,7 @@
 """What a Speech-LLM is made of, saved beside its weights so that it rebuilds from the
 sources; and the names of the files of a trained model.
 
-Torch-free: the training options (`sbasr.speechllm.options`) take their defaults from
+Torch-free: the training options (`sbasr.training.speechllm_options`) take their defaults from
 here, and the CLI reads those at parse time.
 """
 
@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 
 CONFIG_NAME = "sbasr-speechllm.json"
 WEIGHTS_NAME = "model.safetensors"

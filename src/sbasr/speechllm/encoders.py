@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 
 MEL_HOP = 160  # samples per Whisper log-mel frame at 16 kHz
 _GPU_WIDTH_STEP = 200  # mel frames: 2 s

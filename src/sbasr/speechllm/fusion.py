@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..choices import FUSIONS
+from ..core.choices import FUSIONS
 
 
 class CrossAttention(nn.Module):

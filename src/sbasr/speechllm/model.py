@@ -19,12 +19,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..choices import TRAIN_ENCODER
-from ..errors import SbasrError
+from ..core.choices import TRAIN_ENCODER
+from ..core.errors import SbasrError
+from ..core.quiet import quiet_peft
 from ..io.audio import SAMPLE_RATE, distinct_clips
 from ..io.files import write_atomic
 from ..io.languages import name as language_name
-from ..training.quiet import quiet_peft
 from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig, read_config
 from .dropout import cheapen_lora_dropout
 from .encoders import align_frames, frame_mask, load_encoder
@@ -529,7 +529,7 @@ class SpeechLLM(nn.Module):
         the longest clip's budget, and one row's loop kept the batch running."""
         from transformers import StoppingCriteriaList
 
-        from ..asr.postprocess import collapse_repetitions
+        from ..core.text import collapse_repetitions
 
         hyps = hypotheses or [None] * len(audio)
         prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..choices import PROJECTORS
+from ..core.choices import PROJECTORS
 from .encoders import frame_mask
 
 

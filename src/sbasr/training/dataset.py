@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from .data import Example, check_examples, load_example_audio, read_examples, row_locator
 from .options import TrainOptions
 

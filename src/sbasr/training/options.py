@@ -1,16 +1,16 @@
 """What every training run is set with, whatever the architecture.
 
 Torch-free: `sbasr finetune`'s flags are derived from these fields at parse time. Each
-architecture's class (`sbasr.whisper.options`, `sbasr.speechllm.options`) adds its own
-fields and overrides the defaults that differ (batch size, scheduler).
+architecture's class (`sbasr.training.whisper_options`, `sbasr.training.speechllm_options`)
+adds its own fields and overrides the defaults that differ (batch size, scheduler).
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from ..choices import PRECISIONS
-from ..options import option
+from ..core.choices import PRECISIONS
+from ..core.options import option
 
 
 @dataclass(kw_only=True)

@@ -8,7 +8,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 from ..io.files import PROBE_PREFIX, ensure_writable
 from .arguments import checkpoints
 

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..choices import QUANTIZATIONS
-from ..errors import SbasrError
+from ..core.choices import QUANTIZATIONS
+from ..core.errors import SbasrError
 from .models import cache_dir, is_ct2_dir, is_transformers_whisper, transformers_model
 
 # CTranslate2 -> transformers -----------------------------------------------------------
@@ -364,7 +364,7 @@ def _merge_lora(adapter: Path, target: Path) -> Path:
     from peft import PeftModel
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from ..training.quiet import quiet_peft
+    from ..core.quiet import quiet_peft
 
     config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
     base = transformers_model(str(config.get("base_model_name_or_path") or ""))

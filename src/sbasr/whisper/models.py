@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
 
 DEFAULT_MODEL = "base"
 _CT2_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json")

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ...errors import SbasrError
+from ...core.errors import SbasrError
 from ...io.audio import SAMPLE_RATE
 from ..options import DecodeOptions, EngineSettings, engine_options
 from ..segments import Span

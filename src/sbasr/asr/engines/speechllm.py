@@ -19,7 +19,7 @@ from typing import TypeVar, cast
 
 import numpy as np
 
-from ...errors import SbasrError
+from ...core.errors import SbasrError
 from ...io.audio import SAMPLE_RATE
 from ..options import DecodeOptions, EngineSettings, SpeechLLMDecodeOptions, engine_options
 from ..segments import Span

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..choices import METHODS, QUANTIZATIONS
-from ..options import option
-from ..training.options import TrainOptions
+from ..core.choices import METHODS, QUANTIZATIONS
+from ..core.options import option
+from .options import TrainOptions
 
 
 @dataclass(kw_only=True)

@@ -19,14 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SbasrError
+from ..core.errors import SbasrError
+from ..core.options import check_choices
+from ..core.quiet import quiet_checkpoint_order
 from ..io.audio import SAMPLE_RATE
-from ..options import check_choices
-from ..training.arguments import checkpoints, last_checkpoint, tensorboard, training_arguments
-from ..training.data import Example, error_rates, load_example_audio
-from ..training.dataset import AudioDataset, load_data, perturb
-from ..training.options import TrainOptions
-from ..training.output import (
+from ..speechllm.cache import EncoderCache, audio_key
+from ..speechllm.model import CONFIG_NAME, SpeechLLM, average_trained, read_trained
+from .arguments import checkpoints, last_checkpoint, tensorboard, training_arguments
+from .data import Example, error_rates, load_example_audio
+from .dataset import AudioDataset, load_data, perturb
+from .options import TrainOptions
+from .output import (
     RUN_CONFIG,
     check_not_a_file,
     contents,
@@ -34,11 +37,8 @@ from ..training.output import (
     is_main_process,
     refuse_earlier_run,
 )
-from ..training.quiet import quiet_checkpoint_order
-from ..training.record import plot_history, save_config
-from .cache import EncoderCache, audio_key
-from .model import CONFIG_NAME, SpeechLLM, average_trained, read_trained
-from .options import SpeechLLMOptions
+from .record import plot_history, save_config
+from .speechllm_options import SpeechLLMOptions
 
 
 class SpeechLLMDataset(AudioDataset):
@@ -488,7 +488,7 @@ def _train_stage(
     hyps = _hypotheses(model, train + dev, echo) if model.spec.hypothesis else None
     train_set = SpeechLLMDataset(train, model, opts, cache=cache, hypotheses=hyps)
     dev_set = SpeechLLMDataset(dev, model, opts, False, cache, hyps) if dev else None
-    from .diagnostics import FusionDiagnostics
+    from ..speechllm.diagnostics import FusionDiagnostics
 
     trainer_class, load_best, stop_when_no_better = _trainer_class()
     stopping = [stop_when_no_better(opts.patience)] if opts.patience and dev else []
@@ -564,7 +564,7 @@ def _hypotheses(model: SpeechLLM, examples: list[Example], echo) -> dict[Example
     by the engine the Speech-LLM engine uses at transcription."""
     from ..asr.engines.whisper import WhisperEngine
     from ..asr.options import EngineSettings
-    from .hypotheses import cached_hypotheses
+    from ..speechllm.hypotheses import cached_hypotheses
 
     source = model.spec.hypothesis_model or model.spec.encoder
     device = "cuda" if next(model.projector.parameters()).is_cuda else "cpu"

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import SbasrError
-from ..options import check_choices
-from ..training.arguments import checkpoints, last_checkpoint, tensorboard, training_arguments
-from ..training.data import Example, error_rates, load_example_audio
-from ..training.dataset import AudioDataset, load_data
-from ..training.output import (
+from ..core.errors import SbasrError
+from ..core.options import check_choices
+from ..core.quiet import quiet_checkpoint_order, quiet_peft, quiet_whisper_generate
+from ..whisper.models import EMBEDDED
+from .arguments import checkpoints, last_checkpoint, tensorboard, training_arguments
+from .data import Example, error_rates, load_example_audio
+from .dataset import AudioDataset, load_data
+from .output import (
     RUN_CONFIG,
     check_not_a_file,
     contents,
@@ -28,10 +30,8 @@ from ..training.output import (
     refuse_earlier_run,
     remove_checkpoints,
 )
-from ..training.quiet import quiet_checkpoint_order, quiet_peft, quiet_whisper_generate
-from ..training.record import plot_history, save_config
-from .models import EMBEDDED
-from .options import WhisperOptions
+from .record import plot_history, save_config
+from .whisper_options import WhisperOptions
 
 if TYPE_CHECKING:
     from torch import nn
@@ -102,7 +102,7 @@ def load_model(opts: WhisperOptions, base: str | None = None):
     where transformers loads `opts.model` from (`transformers_model`)."""
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-    from .models import transformers_model
+    from ..whisper.models import transformers_model
 
     base = base or transformers_model(opts.model)
     processor = WhisperProcessor.from_pretrained(base)
@@ -308,7 +308,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     `callbacks` are transformers TrainerCallbacks, for callers who watch the run."""
     from transformers import set_seed
 
-    from .models import transformers_model
+    from ..whisper.models import transformers_model
 
     try:
         check_choices(opts)
@@ -354,7 +354,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
         return out
     trainer.save_model(str(out))
     trainer.save_state()  # trainer_state.json: history, best checkpoint, run time
-    from .ct2 import save_processor
+    from ..whisper.ct2 import save_processor
 
     save_processor(processor, out)
     plot_history(trainer.state.log_history, out / "training.png", METRIC)
@@ -362,7 +362,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     if failures:
         echo(f"skipped {len(failures)} examples whose audio failed to load during training")
     if opts.export:
-        from .ct2 import export_ct2
+        from ..whisper.ct2 import export_ct2
 
         # a resumed run's export replaces the earlier run's, as --overwrite's does
         overwrite = opts.overwrite or opts.resume
@@ -422,7 +422,7 @@ def _clear_earlier_run(out: Path, echo) -> None:
     nothing of it is taken for the new run's; anything else there is kept."""
     if not (out / RUN_CONFIG).is_file():
         return
-    from .ct2 import is_export_of, remove_export
+    from ..whisper.ct2 import is_export_of, remove_export
 
     remove_checkpoints(out)
     if (out / "ct2").is_dir() and is_export_of(out / "ct2", out):

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 
-from ..choices import FUSIONS, PROJECTORS, TRAIN_ENCODER
-from ..options import option
-from ..training.options import TrainOptions
-from .config import SpeechLLMConfig
+from ..core.choices import FUSIONS, PROJECTORS, TRAIN_ENCODER
+from ..core.options import option
+from ..speechllm.config import SpeechLLMConfig
+from .options import TrainOptions
 
 _MODEL = SpeechLLMConfig()  # the model's defaults, so that each is written once
 
