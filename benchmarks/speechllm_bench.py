@@ -177,7 +177,7 @@ def speed(model_dir: str, test: Path, args) -> None:
     import torch
 
     import sbasr
-    from sbasr.asr.engines.base import load_engine
+    from sbasr.asr.engines.registry import load_engine
     from sbasr.asr.options import DecodeOptions, EngineSettings, TranscribeOptions
     from sbasr.io.audio import load_audio
     from sbasr.speechllm.model import SpeechLLM

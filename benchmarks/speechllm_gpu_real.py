@@ -86,7 +86,7 @@ def pack(data: Path, out: Path) -> None:
     from safetensors.torch import save_file
     from transformers import WhisperModel
 
-    from sbasr.speechllm.hypotheses import HypothesisCache
+    from sbasr.asr.hypotheses import HypothesisCache
     from sbasr.speechllm.llm import _smollm2_file
     from sbasr.training.data import load_example_audio, read_examples
     from sbasr.whisper.models import transformers_model
@@ -227,7 +227,7 @@ def prepare(pack_dir: Path, work: Path, smoke: bool) -> dict:
         whisper[name] = work / f"whisper-{name}"
         model.save_pretrained(whisper[name])
         WhisperFeatureExtractor.from_pretrained(src).save_pretrained(whisper[name])
-    from sbasr.speechllm.hypotheses import HypothesisCache
+    from sbasr.asr.hypotheses import HypothesisCache
     from sbasr.speechllm.llm import llm_path
 
     llm = llm_path(str(pack_dir / "llm.gguf"))  # converted once, before the rows start

@@ -109,7 +109,7 @@ def main() -> None:
     args = parser.parse_args()
     parts = set(args.parts.split(","))
 
-    from sbasr.asr.engines.base import load_engine
+    from sbasr.asr.engines.registry import load_engine
     from sbasr.asr.options import EngineSettings
 
     rows = [json.loads(x) for x in args.data.read_text().splitlines() if x.strip()]

@@ -21,7 +21,7 @@ _EXPORTS = {
     "Transcripts": "sbasr.scoring.transcripts",
     "read_transcripts": "sbasr.scoring.transcripts",
     "SbasrError": "sbasr.core.errors",
-    "transcribe": "sbasr.asr.pipeline",
+    "transcribe": "sbasr.asr.api",
     "Segment": "sbasr.asr.pipeline",
     "TranscribeOptions": "sbasr.asr.options",
     "DecodeOptions": "sbasr.asr.options",
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .asr.api import transcribe
     from .asr.options import (
         DecodeOptions,
         EngineSettings,
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
         TranscribeOptions,
         WhisperDecodeOptions,
     )
-    from .asr.pipeline import Segment, transcribe
+    from .asr.pipeline import Segment
     from .core.errors import SbasrError
     from .scoring.api import (
         ErrorCounts,

@@ -14,7 +14,7 @@ sys.path[:0] = [str(Path(__file__).parent), str(Path(__file__).parents[1])]
 
 from fakes import FakeEngine, energy_vad  # noqa: E402
 
-import sbasr.asr.engines.base  # noqa: E402
+import sbasr.asr.engines.registry  # noqa: E402
 import sbasr.asr.pipeline  # noqa: E402
 import sbasr.asr.segments  # noqa: E402
 
@@ -35,7 +35,7 @@ class DyingEngine(FakeEngine):
 
 sbasr.asr.pipeline.vad_spans = energy_vad
 sbasr.asr.segments.vad_spans = energy_vad
-sbasr.asr.engines.base.load_engine = lambda *a, **k: DyingEngine()
+sbasr.asr.engines.registry.load_engine = lambda *a, **k: DyingEngine()
 
 if __name__ == "__main__":
     from sbasr.cli import main

@@ -85,10 +85,10 @@ def fake_vad(monkeypatch) -> None:
 @pytest.fixture
 def fake_cli(monkeypatch, fake_vad) -> FakeEngine:
     """The CLI with the fake engine in place of any model: `invoke` runs it in-process."""
-    import sbasr.asr.engines.base
+    import sbasr.asr.engines.registry
 
     engine = FakeEngine()
-    monkeypatch.setattr(sbasr.asr.engines.base, "load_engine", lambda *a, **k: engine)
+    monkeypatch.setattr(sbasr.asr.engines.registry, "load_engine", lambda *a, **k: engine)
     return engine
 
 

@@ -115,10 +115,10 @@ def test_look_ahead_is_bounded(tmp_path, fake_vad, monkeypatch):
 
 
 def test_cli_batches_with_failures_and_resumes(tmp_path, fake_cli, monkeypatch):
-    import sbasr.asr.engines.base
+    import sbasr.asr.engines.registry
 
     engine = BatchingEngine(fail_at=440)
-    monkeypatch.setattr(sbasr.asr.engines.base, "load_engine", lambda *a, **k: engine)
+    monkeypatch.setattr(sbasr.asr.engines.registry, "load_engine", lambda *a, **k: engine)
     manifest = _manifest(tmp_path)
     (tmp_path / "bad.wav").write_bytes(b"RIFF not audio")
     with manifest.open("a") as f:

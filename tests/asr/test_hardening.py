@@ -125,7 +125,7 @@ def _good_weights() -> bytes:
     ],
 )
 def test_corrupt_weights_are_one_line_errors(tmp_path, name, weights):
-    from sbasr.asr.engines.base import load_engine
+    from sbasr.asr.engines.registry import load_engine
 
     d = _speechllm_dir(tmp_path / name, weights=weights)
     with pytest.raises(sbasr.SbasrError) as e:
@@ -137,7 +137,7 @@ def test_corrupt_weights_are_one_line_errors(tmp_path, name, weights):
 
 @pytest.mark.parametrize("config", [b'{"encoder": "ba', b"", b"\x00\xff garbage", b"[1, 2]"])
 def test_corrupt_configuration_is_a_one_line_error(tmp_path, config):
-    from sbasr.asr.engines.base import load_engine
+    from sbasr.asr.engines.registry import load_engine
 
     d = _speechllm_dir(tmp_path / "m", config=config)
     with pytest.raises(sbasr.SbasrError) as e:
@@ -159,12 +159,12 @@ def test_corrupt_model_through_the_cli(tmp_path):
 
 
 def test_unwritable_output_dir_fails_before_the_model_loads(tmp_path, monkeypatch):
-    import sbasr.asr.engines.base
+    import sbasr.asr.engines.registry
 
     def never(*args, **kwargs):
         raise AssertionError("the model was loaded")
 
-    monkeypatch.setattr(sbasr.asr.engines.base, "load_engine", never)
+    monkeypatch.setattr(sbasr.asr.engines.registry, "load_engine", never)
     sf.write(tmp_path / "a.wav", tone(440, 1.0), SR)
     (tmp_path / "file").write_text("x")
     out = invoke("transcribe", str(tmp_path / "a.wav"), "-o", str(tmp_path / "file" / "out"))
@@ -257,7 +257,7 @@ def test_cuda_without_a_gpu_says_so(tmp_path, monkeypatch):
     import ctranslate2
     import torch
 
-    from sbasr.asr.engines.base import load_engine
+    from sbasr.asr.engines.registry import load_engine
 
     monkeypatch.setattr(ctranslate2, "get_cuda_device_count", lambda: 0)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -287,7 +287,7 @@ def test_cuda_without_a_gpu_through_the_cli(tmp_path):
 
 
 def test_a_speechllm_directory_given_to_whisper(tmp_path):
-    from sbasr.asr.engines.base import load_engine
+    from sbasr.asr.engines.registry import load_engine
 
     d = _speechllm_dir(tmp_path / "slm")
     with pytest.raises(sbasr.SbasrError, match=r"Speech-LLM model.*--engine speechllm"):
@@ -295,7 +295,7 @@ def test_a_speechllm_directory_given_to_whisper(tmp_path):
 
 
 def test_a_whisper_model_given_to_speechllm(tmp_path):
-    from sbasr.asr.engines.base import load_engine
+    from sbasr.asr.engines.registry import load_engine
 
     ct2 = tmp_path / "ct2"
     ct2.mkdir()

@@ -11,9 +11,9 @@ import soundfile as sf
 import torch
 from conftest import SENTENCES, SR, build, run_cli, waves
 
+from sbasr.asr.hypotheses import HypothesisCache, cached_hypotheses, whisper_hypotheses
 from sbasr.core.errors import SbasrError
 from sbasr.speechllm.cache import EncoderCache, audio_key
-from sbasr.speechllm.hypotheses import HypothesisCache, cached_hypotheses, whisper_hypotheses
 from sbasr.speechllm.model import RepetitionStop, token_budget
 from sbasr.training.data import Example
 from sbasr.training.speechllm import SpeechLLMDataset, collate, fill_cache

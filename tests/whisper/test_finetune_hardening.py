@@ -145,7 +145,8 @@ def test_library_warnings_are_resolved_where_they_arise(tiny_model, tmp_path):
 
 
 def test_export_never_writes_over_what_sbasr_did_not_write(lora_run, tmp_path):
-    from sbasr.whisper.ct2 import EXPORT_MARKER, export_ct2
+    from sbasr.whisper.export import export_ct2
+    from sbasr.whisper.export_target import EXPORT_MARKER
 
     run = _copy(lora_run[0], tmp_path / "run")
     before = _names(run)

@@ -1,31 +1,26 @@
 """The transcription pipeline: audio -> spans -> engine -> timed, attributed segments.
 
-Channel handling and segmentation live here, the recogniser in `sbasr.asr.engines.base`, the output
-formats in `sbasr.asr.writers`. `transcribe()` yields segments lazily, file after file.
+Channel handling and segmentation live here, the recogniser in `sbasr.asr.engines`, the
+output formats in `sbasr.asr.writers`, the public `transcribe()` in `sbasr.asr.api`.
 """
 
 from __future__ import annotations
 
 import heapq
-import os
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
 from ..core.errors import SbasrError
 from ..io.audio import Audio, load_audio
 from ..io.manifests import language_code, segment_id
-from .engines.base import Decoded, Engine, Word, load_engine
-from .inputs import Recording, expand_inputs
+from .engines.base import Decoded, Engine, Word
+from .inputs import Recording
 from .options import (
     DecodeOptions,
-    EngineSettings,
     TranscribeOptions,
-    check_language,
-    engine_options,
 )
 from .segments import Span, split_long, vad_spans
 
@@ -53,48 +48,6 @@ class Segment:
         return asdict(self)
 
 
-def transcribe(
-    inputs: Iterable[str | os.PathLike[str]] | str | os.PathLike[str],
-    *,
-    engine: str | Engine = "whisper",
-    model: str | None = None,
-    options: TranscribeOptions | None = None,
-    oracle_segments: bool = False,
-    settings: EngineSettings | None = None,
-    **engine_settings: Any,
-) -> Iterator[Segment]:
-    """Transcribe files, directories or manifests; segments come lazily, in time order
-    within each recording. With a batch size over 1, spans of many recordings are
-    decoded together and each recording's segments come once it is complete.
-
-    `settings` (or its fields as keywords: `device`, `compute_type`, `threads`) say where
-    an engine named by `engine` runs. A decoding option the engine cannot honour is an
-    SbasrError, raised before anything is loaded.
-    """
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    options = options or TranscribeOptions()
-    name = engine if isinstance(engine, str) else engine.name
-    decode = engine_options(name, options.decode)
-    if decode.language:  # a name ("Italian") as its code; an unknown one fails here
-        decode = replace(decode, language=check_language(decode.language))
-    options = replace(options, decode=decode)
-    settings = replace(settings or EngineSettings(), **engine_settings)
-    recordings, problems = expand_inputs(list(inputs), oracle_segments)
-    if problems:
-        raise SbasrError(problems[0][1])
-    if isinstance(engine, str):
-        engine = load_engine(engine, model, settings)
-    if (options.decode.batch_size or 1) > 1:  # spans of many recordings share batches
-        from .corpus import transcribe_many
-
-        for outcome in transcribe_many(recordings, engine, options):
-            if outcome.error is not None:
-                raise SbasrError(outcome.error)
-            yield from outcome.segments
-        return
-    for rec in recordings:
-        yield from transcribe_recording(rec, engine, options)
 
 
 def transcribe_recording(

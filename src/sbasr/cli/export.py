@@ -35,7 +35,7 @@ def export(
     ] = False,
 ) -> None:
     """Export a fine-tuned Whisper to CTranslate2 (LoRA merged), for fast decoding."""
-    from ..whisper.ct2 import export_ct2
+    from ..whisper.export import export_ct2
 
     try:
         out = export_ct2(model_dir, output_dir, quantization.value, overwrite=overwrite)

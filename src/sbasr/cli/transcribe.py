@@ -63,7 +63,7 @@ def transcribe(
     from rich.console import Console
     from rich.markup import escape
 
-    from ..asr.engines import base
+    from ..asr.engines import registry
     from ..asr.inputs import MANIFEST_SUFFIXES, expand_inputs
     from ..asr.options import options_from
     from ..asr.runner import check_output_dir, report_warnings, run_batch
@@ -99,7 +99,7 @@ def transcribe(
         elif output_dir is not None:
             check_output_dir(output_dir)
         with warnings.catch_warnings(record=True) as caught:
-            asr = base.load_engine(engine.value, model, settings)
+            asr = registry.load_engine(engine.value, model, settings)
     except SbasrError as e:
         raise fail(e) from None
     report_warnings(caught, err)

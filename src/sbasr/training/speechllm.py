@@ -563,8 +563,8 @@ def _hypotheses(model: SpeechLLM, examples: list[Example], echo) -> dict[Example
     """Whisper's transcript of every example, decoded once (cached across stages and runs)
     by the engine the Speech-LLM engine uses at transcription."""
     from ..asr.engines.whisper import WhisperEngine
+    from ..asr.hypotheses import cached_hypotheses
     from ..asr.options import EngineSettings
-    from ..speechllm.hypotheses import cached_hypotheses
 
     source = model.spec.hypothesis_model or model.spec.encoder
     device = "cuda" if next(model.projector.parameters()).is_cuda else "cpu"

@@ -354,7 +354,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
         return out
     trainer.save_model(str(out))
     trainer.save_state()  # trainer_state.json: history, best checkpoint, run time
-    from ..whisper.ct2 import save_processor
+    from ..whisper.export import save_processor
 
     save_processor(processor, out)
     plot_history(trainer.state.log_history, out / "training.png", METRIC)
@@ -362,7 +362,7 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
     if failures:
         echo(f"skipped {len(failures)} examples whose audio failed to load during training")
     if opts.export:
-        from ..whisper.ct2 import export_ct2
+        from ..whisper.export import export_ct2
 
         # a resumed run's export replaces the earlier run's, as --overwrite's does
         overwrite = opts.overwrite or opts.resume
@@ -422,7 +422,7 @@ def _clear_earlier_run(out: Path, echo) -> None:
     nothing of it is taken for the new run's; anything else there is kept."""
     if not (out / RUN_CONFIG).is_file():
         return
-    from ..whisper.ct2 import is_export_of, remove_export
+    from ..whisper.export_target import is_export_of, remove_export
 
     remove_checkpoints(out)
     if (out / "ct2").is_dir() and is_export_of(out / "ct2", out):

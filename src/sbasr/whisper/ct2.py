@@ -7,26 +7,21 @@ documented `model.bin` layout (version 6): little-endian; the spec name, revisio
 each variable as name, rank, shape, dtype and raw bytes; then aliases. Layer names follow
 CTranslate2's WhisperSpec.
 
-transformers -> CTranslate2: ctranslate2's own converter, for a fine-tuned Whisper (full
-weights or a LoRA adapter, merged first), so that faster-whisper and `sbasr transcribe
---model DIR` decode it fast.
+transformers -> CTranslate2: ctranslate2's own converter (`transformers_to_ct2`), keeping
+the files faster-whisper reads beside the model.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ..core.choices import QUANTIZATIONS
 from ..core.errors import SbasrError
-from .models import cache_dir, is_ct2_dir, is_transformers_whisper, transformers_model
 
 # CTranslate2 -> transformers -----------------------------------------------------------
 
@@ -268,215 +263,24 @@ def _state_dict(v: dict, n_enc: int, n_dec: int) -> dict[str, np.ndarray]:
 # transformers -> CTranslate2 -----------------------------------------------------------
 
 
-EXPORT_MARKER = "sbasr-export.json"  # in every export: which model it was made from
 
 
-def export_ct2(
-    source: str | Path,
-    output: str | Path | None = None,
-    quantization: str = "int8",
-    overwrite: bool = False,
-) -> Path:
-    """Convert `source` (a transformers Whisper directory, or a LoRA adapter directory whose
-    base is one) to CTranslate2 in `output` (default: `source`/ct2). A LoRA adapter is merged
-    into its base weights first; languages, tasks, suppressed tokens and alignment heads
-    are kept.
-
-    Nothing sbasr did not write is deleted: an `output` that holds anything but an earlier
-    export of `source` is refused unless `overwrite` (then the export's files are written
-    into it and the rest is kept), and the source directory is never written over."""
-    source = Path(source)
-    if quantization not in QUANTIZATIONS:
-        raise SbasrError(f"unknown quantization {quantization!r}; use {', '.join(QUANTIZATIONS)}")
-    if source.exists() and not source.is_dir():
-        raise SbasrError(f"{source}: is a file; the model to export is a directory")
-    if not source.is_dir():
-        raise SbasrError(f"{source}: no such directory")
-    if is_ct2_dir(source):
-        raise SbasrError(f"{source}: already a CTranslate2 model")
-    out = Path(output) if output else source / "ct2"
-    check_export_target(source, out, overwrite)  # before the merge and conversion
-    if (source / "adapter_config.json").is_file():
-        cache_dir().mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".merge-") as tmp:
-            merged = _merge_lora(source, Path(tmp) / "merged")
-            return convert_to_ct2(merged, out, quantization, origin=source, overwrite=overwrite)
-    if is_transformers_whisper(source):
-        return convert_to_ct2(source, out, quantization, origin=source, overwrite=overwrite)
-    raise SbasrError(
-        f"{source}: neither a transformers Whisper model (config.json with model_type whisper) "
-        "nor a LoRA adapter (adapter_config.json)"
-    )
 
 
-def check_export_target(source: Path, out: Path, overwrite: bool = False) -> None:
-    """Refuse an export target that would write over the model, or over files sbasr did
-    not write there (unless `overwrite`): one-line errors, before any work is done."""
-    src, dst = source.resolve(), out.resolve()
-    if dst == src:
-        raise SbasrError(
-            f"{out}: is the model directory itself; export to another folder "
-            f"(default: {source / 'ct2'})"
-        )
-    if src.is_relative_to(dst):
-        raise SbasrError(f"{out}: contains the model directory {source}; export elsewhere")
-    for path in (out, *out.parents):
-        if path.exists():
-            if not path.is_dir():
-                raise SbasrError(f"{path}: is a file; the export goes into a folder")
-            break
-    if not out.is_dir() or not any(out.iterdir()) or is_export_of(out, source):
-        if dst.is_relative_to(src) and dst.parent != src:
-            raise SbasrError(
-                f"{out}: inside the model directory; export to a folder directly in it "
-                f"(default: {source / 'ct2'}) or outside it"
-            )
-        return
-    if dst.is_relative_to(src):  # a folder of the model's own: checkpoints, logs
-        raise SbasrError(
-            f"{out}: a folder of the model directory that is not an export of it; "
-            f"export to another folder (default: {source / 'ct2'})"
-        )
-    if not overwrite:
-        raise SbasrError(
-            f"{out}: not empty and not an earlier export of {source}; use --overwrite to "
-            "write the export into it (its other files are kept), or another --output-dir"
-        )
 
 
-def is_export_of(directory: Path, source: Path) -> bool:
-    """Whether `directory` is an export sbasr made of `source` (its marker says so), by
-    absolute path or by its place relative to the export (a moved run folder)."""
-    try:
-        marker = json.loads((directory / EXPORT_MARKER).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    if not isinstance(marker, dict):
-        return False
-    src = source.resolve()
-    absolute, relative = marker.get("source"), marker.get("relative")
-    return (isinstance(absolute, str) and Path(absolute).resolve() == src) or (
-        isinstance(relative, str) and (directory / relative).resolve() == src
-    )
 
 
-def _merge_lora(adapter: Path, target: Path) -> Path:
-    from peft import PeftModel
-    from transformers import WhisperForConditionalGeneration, WhisperProcessor
-
-    from ..core.quiet import quiet_peft
-
-    config = json.loads((adapter / "adapter_config.json").read_text("utf-8"))
-    base = transformers_model(str(config.get("base_model_name_or_path") or ""))
-    model = WhisperForConditionalGeneration.from_pretrained(base)
-    with quiet_peft():
-        merged = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-    merged.save_pretrained(target, safe_serialization=True)  # with the base's generation config
-    # The tokenizer and features: the adapter's own where it carries them (sbasr saves them
-    # beside every adapter), else the base's.
-    source = adapter if (adapter / "tokenizer.json").is_file() else base
-    save_processor(WhisperProcessor.from_pretrained(source), target)
-    if (adapter / "tokenizer.json").is_file():  # the exact file faster-whisper reads
-        shutil.copy2(adapter / "tokenizer.json", target / "tokenizer.json")
-    return target
 
 
-def save_processor(processor, directory: Path) -> None:
-    """The processor as transformers saves it, and the two files faster-whisper reads
-    beside a model whatever the transformers version: `preprocessor_config.json` (5.x
-    saves the features inside `processor_config.json` instead) and `tokenizer.json`."""
-    processor.save_pretrained(directory)
-    processor.feature_extractor.save_pretrained(directory)
-    if not (Path(directory) / "tokenizer.json").is_file():
-        processor.tokenizer.backend_tokenizer.save(str(Path(directory) / "tokenizer.json"))
 
 
-def convert_to_ct2(
-    source: Path,
-    target: Path,
-    quantization: str | None = None,
-    origin: Path | None = None,
-    overwrite: bool = False,
-) -> Path:
-    """Convert a transformers Whisper directory to CTranslate2 in `target`, written beside
-    it and renamed into place once complete. An earlier export of `origin` (default
-    `source`; the model the user named) in `target` is replaced whole; into any other
-    non-empty `target` (only with `overwrite`) the export's files are moved one by one,
-    and nothing else there is touched (an earlier export holding files of someone else's
-    too gets its own files replaced, and keeps those)."""
-    origin = origin or source
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    except OSError as e:
-        raise SbasrError(f"{target}: cannot write there: {e.strerror or e}") from None
-    try:
-        new = work / "m"
-        transformers_to_ct2(source, new, quantization)
-        files = sorted([*(p.name for p in new.iterdir()), EXPORT_MARKER])
-        marker = {
-            "source": str(origin.resolve()),
-            "relative": os.path.relpath(origin.resolve(), target.resolve()),
-            "quantization": quantization,
-            "files": files,  # what sbasr wrote: a later export replaces these, no others
-        }
-        (new / EXPORT_MARKER).write_text(json.dumps(marker, indent=2) + "\n", "utf-8")
-        if target.is_dir() and not any(target.iterdir()):
-            target.rmdir()
-        earlier = _written(target) if is_export_of(target, origin) else None
-        if not target.exists():
-            os.replace(new, target)
-        elif earlier is not None and {p.name for p in target.iterdir()} <= earlier:
-            os.replace(target, work / "old")  # removed with the work folder
-            os.replace(new, target)
-        elif earlier is not None or overwrite:  # files of someone else's are there: kept
-            for name in (earlier or set()) - set(files):
-                stale = target / name
-                if stale.is_file():
-                    stale.unlink()
-            for item in new.iterdir():
-                os.replace(item, target / item.name)
-        else:
-            raise SbasrError(f"{target}: not empty and not an earlier export of {origin}")
-    except OSError as e:
-        raise SbasrError(f"{target}: cannot write the export: {e.strerror or e}") from None
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return target
 
 
-def _written(export: Path) -> set[str]:
-    """The files sbasr wrote into an earlier export, by its marker (older markers list
-    none: the files a CTranslate2 Whisper export has)."""
-    try:
-        files = json.loads((export / EXPORT_MARKER).read_text("utf-8")).get("files")
-    except (OSError, ValueError, AttributeError):
-        files = None
-    if not isinstance(files, list):
-        files = [*CT2_FILES, EXPORT_MARKER]
-    return {str(f) for f in files}
 
 
-def remove_export(export: Path) -> None:
-    """Remove the files sbasr wrote into an export, and the folder once nothing else is
-    in it."""
-    for name in _written(export):
-        path = export / name
-        if path.is_file():
-            path.unlink()
-    if not any(export.iterdir()):
-        export.rmdir()
 
 
-# what the converter and sbasr write into a Whisper export
-CT2_FILES = (
-    "model.bin",
-    "config.json",
-    "vocabulary.json",
-    "vocabulary.txt",
-    "tokenizer.json",
-    "preprocessor_config.json",
-)
 
 
 def transformers_to_ct2(source: Path, output: Path, quantization: str | None) -> None:

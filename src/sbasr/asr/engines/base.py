@@ -11,7 +11,7 @@ import numpy as np
 
 from ...core.errors import SbasrError
 from ...io.audio import SAMPLE_RATE
-from ..options import DecodeOptions, EngineSettings, engine_options
+from ..options import DecodeOptions
 from ..segments import Span
 
 
@@ -71,16 +71,6 @@ def decode_clips(
     ]
 
 
-def load_engine(name: str, model: str | None, settings: EngineSettings | None = None) -> Engine:
-    """The engine `name` with `model` (its default when None)."""
-    engine_options(name)  # an unknown engine name is an SbasrError
-    if name == "speechllm":
-        from .speechllm import SpeechLLMEngine
-
-        return SpeechLLMEngine(model, settings)
-    from .whisper import WhisperEngine
-
-    return WhisperEngine(model, settings)
 
 
 def no_gpu() -> SbasrError:

@@ -220,7 +220,7 @@ class SpeechLLMEngine:
         for the paper's pure Speech-LLM)."""
         if not self.model.spec.hypothesis:
             return None
-        from ...speechllm.hypotheses import whisper_hypotheses
+        from ..hypotheses import whisper_hypotheses
 
         texts = whisper_hypotheses(
             self._whisper(), [clips[i] for i in order], [options.language] * len(order)

@@ -24,6 +24,8 @@ import numpy as np
 
 from ..io.audio import SAMPLE_RATE
 from ..io.files import write_atomic
+from .options import WhisperDecodeOptions
+from .segments import Span
 
 # Bumped when `whisper_hypotheses` decodes differently: cached hypotheses of the old way
 # are then decoded again, so that training and transcription see the same first pass.
@@ -45,9 +47,6 @@ def whisper_hypotheses(
     the same in training, in the cache and at transcription. One clip at a time, by
     the engine's sequential path (its default, batch size 1): faster-whisper's batched
     pipeline computes features per window and, on such clips, writes other words."""
-    from ..asr.options import WhisperDecodeOptions
-    from ..asr.segments import Span
-
     out = []
     for clip, language in zip(audio, languages):
         clip = np.asarray(clip, dtype=np.float32)
