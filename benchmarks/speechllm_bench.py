@@ -62,11 +62,12 @@ def held_out_wer(model: str, test: Path, batch: int = 8) -> float:
 
 def untrained_like(model: str | None, work: Path) -> Path:
     """A model as `model` is configured (or the defaults), with nothing trained."""
-    from sbasr.speechllm.model import CONFIG_NAME, SpeechLLM, SpeechLLMConfig
+    from sbasr.core.constants import SPEECHLLM_CONFIG
+    from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
 
     config = SpeechLLMConfig(encoder="base", llm="smollm2")
     if model:
-        config = SpeechLLMConfig.from_dict(json.loads((Path(model) / CONFIG_NAME).read_text()))
+        config = SpeechLLMConfig.from_dict(json.loads((Path(model) / SPEECHLLM_CONFIG).read_text()))
         config.llm_lora, config.stages_done = False, []
     out = work / "untrained"
     SpeechLLM.build(config).save(out)

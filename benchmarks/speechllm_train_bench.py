@@ -36,14 +36,10 @@ from sbasr.speechllm.config import SpeechLLMConfig
 from sbasr.speechllm.dropout import CpuDropout, cheapen_lora_dropout, lora_dropouts
 from sbasr.speechllm.model import SpeechLLM
 from sbasr.training.data import check_examples, read_examples
-from sbasr.training.speechllm import (
-    SecondsBatchSampler,
-    SpeechLLMDataset,
-    collate,
-    fill_cache,
-    training_attention,
-)
+from sbasr.training.sampler import SecondsBatchSampler
+from sbasr.training.speechllm_data import SpeechLLMDataset, collate, fill_cache
 from sbasr.training.speechllm_options import SpeechLLMOptions
+from sbasr.training.speechllm_trainer import training_attention
 
 
 def steps(model, dataset, batches, threads: int, bf16: bool = False) -> list[float]:

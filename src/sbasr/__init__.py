@@ -14,10 +14,10 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "score": "sbasr.scoring.api",
     "score_summary": "sbasr.scoring.api",
-    "ScoreReport": "sbasr.scoring.api",
-    "ScoreSummary": "sbasr.scoring.api",
-    "ErrorCounts": "sbasr.scoring.api",
-    "UtteranceScore": "sbasr.scoring.api",
+    "ScoreReport": "sbasr.scoring.results",
+    "ScoreSummary": "sbasr.scoring.results",
+    "ErrorCounts": "sbasr.scoring.results",
+    "UtteranceScore": "sbasr.scoring.results",
     "Transcripts": "sbasr.scoring.transcripts",
     "read_transcripts": "sbasr.scoring.transcripts",
     "SbasrError": "sbasr.core.errors",
@@ -61,14 +61,8 @@ if TYPE_CHECKING:
     )
     from .asr.pipeline import Segment
     from .core.errors import SbasrError
-    from .scoring.api import (
-        ErrorCounts,
-        ScoreReport,
-        ScoreSummary,
-        UtteranceScore,
-        score,
-        score_summary,
-    )
+    from .scoring.api import score, score_summary
+    from .scoring.results import ErrorCounts, ScoreReport, ScoreSummary, UtteranceScore
     from .scoring.transcripts import Transcripts, read_transcripts
 
 

@@ -19,19 +19,13 @@ from conftest import SR, build, needs_espeak, run_cli, waves
 from transformers import StoppingCriteriaList
 
 from sbasr.core.text import collapse_repetitions
+from sbasr.speechllm.checkpoint import average_trained, read_trained
+from sbasr.speechllm.decode import RepetitionStop, RowBudget, token_budget
 from sbasr.speechllm.encoders import WhisperSpeechEncoder, align_frames, load_encoder
 from sbasr.speechllm.fusion import FUSIONS, Fusion
-from sbasr.speechllm.model import (
-    RepetitionStop,
-    RowBudget,
-    SpeechLLM,
-    SpeechLLMConfig,
-    average_trained,
-    read_trained,
-    token_budget,
-)
+from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
 from sbasr.speechllm.projectors import PROJECTORS
-from sbasr.training.speechllm import SecondsBatchSampler
+from sbasr.training.sampler import SecondsBatchSampler
 
 
 @pytest.mark.parametrize("fusion", FUSIONS)

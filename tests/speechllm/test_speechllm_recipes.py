@@ -14,9 +14,9 @@ from conftest import SENTENCES, SR, build, run_cli, waves
 from sbasr.asr.hypotheses import HypothesisCache, cached_hypotheses, whisper_hypotheses
 from sbasr.core.errors import SbasrError
 from sbasr.speechllm.cache import EncoderCache, audio_key
-from sbasr.speechllm.model import RepetitionStop, token_budget
+from sbasr.speechllm.decode import RepetitionStop, token_budget
 from sbasr.training.data import Example
-from sbasr.training.speechllm import SpeechLLMDataset, collate, fill_cache
+from sbasr.training.speechllm_data import SpeechLLMDataset, collate, fill_cache
 from sbasr.training.speechllm_options import SpeechLLMOptions
 
 
@@ -252,7 +252,7 @@ def test_ctc_alignment_loss_trains_the_projector_and_blank(parts, tmp_path):
     assert torch.isfinite(long)
     # the blank and scale are saved and loaded with the model; without CTC they do not exist
     model.save(tmp_path / "m")
-    from sbasr.speechllm.model import read_trained
+    from sbasr.speechllm.checkpoint import read_trained
 
     assert {"ctc.blank", "ctc.log_scale"} <= set(read_trained(tmp_path / "m")[0])
     assert build(parts).ctc is None

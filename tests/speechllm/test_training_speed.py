@@ -8,7 +8,8 @@ import torch
 from conftest import build, waves
 
 from sbasr.speechllm.dropout import CpuDropout
-from sbasr.training.speechllm import collate, training_attention
+from sbasr.training.speechllm_data import collate
+from sbasr.training.speechllm_trainer import training_attention
 
 
 def test_cpu_dropout_keeps_the_distribution_and_the_mean():

@@ -48,8 +48,6 @@ class Segment:
         return asdict(self)
 
 
-
-
 def transcribe_recording(
     rec: Recording,
     engine: Engine,

@@ -13,8 +13,8 @@ from rich.table import Table
 
 from ..io import languages
 from ..io.files import write_atomic
-from .api import ErrorCounts, ScoreReport, ScoreSummary, UtteranceScore
 from .edit_distance import align
+from .results import ErrorCounts, ScoreReport, ScoreSummary, UtteranceScore
 
 _UNIT_NAMES = {"word": "words", "char": "chars", "mixed": "chars", "pooled": "tokens"}
 

@@ -11,9 +11,9 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+from ..core.constants import SPEECHLLM_CONFIG
 from ..core.errors import SbasrError
 
-CONFIG_NAME = "sbasr-speechllm.json"
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "llm_adapter"
 DEFAULT_LLM = "smollm2"
@@ -74,10 +74,10 @@ class SpeechLLMConfig:
 def read_config(directory: str | Path) -> SpeechLLMConfig:
     """The configuration saved in a model directory. A missing, unreadable, truncated or
     otherwise invalid file is an SbasrError naming it, never a JSON traceback."""
-    path = Path(directory) / CONFIG_NAME
+    path = Path(directory) / SPEECHLLM_CONFIG
     if not path.is_file():
         raise SbasrError(
-            f"{directory}: not a Speech-LLM model directory (no {CONFIG_NAME}); train one "
+            f"{directory}: not a Speech-LLM model directory (no {SPEECHLLM_CONFIG}); train one "
             "with: sbasr finetune --arch speechllm --train DATA --output-dir DIR"
         )
     damaged = "the file is damaged or incomplete: copy it again from the training run"

@@ -10,8 +10,6 @@ and the LLM's LoRA in `llm_adapter/` in peft's own format.
 
 from __future__ import annotations
 
-import inspect
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,18 +18,19 @@ import torch
 from torch import nn
 
 from ..core.choices import TRAIN_ENCODER
+from ..core.constants import SPEECHLLM_MAX_NEW_TOKENS
 from ..core.errors import SbasrError
 from ..core.quiet import quiet_peft
-from ..io.audio import SAMPLE_RATE, distinct_clips
-from ..io.files import write_atomic
-from ..io.languages import name as language_name
-from .config import ADAPTER_DIR, CONFIG_NAME, WEIGHTS_NAME, SpeechLLMConfig, read_config
+from .checkpoint import load_trained, read_trained, save_trained
+from .config import WEIGHTS_NAME, SpeechLLMConfig, read_config
+from .decode import RepetitionStop, greedy, score, transcribe
 from .dropout import cheapen_lora_dropout
 from .encoders import align_frames, frame_mask, load_encoder
 from .fusion import Fusion
 from .llm import load_llm
 from .packing import pack, packed_attention
 from .projectors import build_projector, match_scale
+from .prompts import prompt_ids, speech_suffix
 
 
 class SpeechLLM(nn.Module):
@@ -179,28 +178,14 @@ class SpeechLLM(nn.Module):
         return self
 
     def save(self, directory: str | Path) -> None:
-        from safetensors.torch import save_file
-
-        if self.merged:
-            raise SbasrError("a model with its LoRA merged (for decoding) cannot be saved")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {
-            n: p.detach().contiguous().cpu()
-            for n, p in self.named_parameters()
-            if self._is_trained(n) and not n.startswith("llm.")
-        }
-        save_file(state, str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
-        if self.spec.llm_lora:
-            self.llm.save_pretrained(str(directory / ADAPTER_DIR))
-        text = json.dumps(self.spec.to_dict(), indent=2) + "\n"
-        write_atomic(directory / CONFIG_NAME, text)
+        """Write the trained weights, the LLM's adapter and the configuration
+        (`checkpoint.save_trained`)."""
+        save_trained(self, directory)
 
     def merge_lora(self) -> SpeechLLM:
-        """Fold the LLM's LoRA into its weights, for decoding: the same transcripts (up to
-        float rounding) without the adapter's two extra matmuls and Python calls on every
-        projection of every step, which made greedy decoding 1.4x slower on a CPU. The
-        merged model can no longer save or train its adapter, so `save` refuses it."""
+        """Fold the LLM's LoRA into its weights, for decoding: the same transcripts up to
+        float rounding, without the adapter's extra matmuls at every step. The merged
+        model cannot save or train its adapter, so `save` refuses it."""
         if getattr(self.llm, "peft_config", None):
             with quiet_peft():
                 self.llm = self.llm.merge_and_unload()
@@ -212,28 +197,8 @@ class SpeechLLM(nn.Module):
         self.spec.stages_done = sorted({*self.spec.stages_done, stage})
 
     def load_trained(self, state: dict, adapter: dict | None) -> None:
-        """Put saved trained weights in place; anything missing or left over is an error.
-        An LLM adapter needs the model in stage 2 already (`set_stage(2)`, or a
-        configuration saved after it): loading never changes what the model is made of."""
-        expected = {
-            n
-            for n, _ in self.named_parameters()
-            if self._is_trained(n) and not n.startswith("llm.")
-        }
-        if set(state) != expected:
-            missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
-            raise SbasrError(
-                f"saved weights do not fit the configuration (missing "
-                f"{missing[:3]}, unexpected {extra[:3]})"
-            )
-        if (adapter is not None) != self.spec.llm_lora:
-            which = "an LLM adapter, the model none" if adapter else "no LLM adapter, the model one"
-            raise SbasrError(f"saved weights do not fit the configuration ({which})")
-        self.load_state_dict(state, strict=False)
-        if adapter is not None:
-            from peft import set_peft_model_state_dict
-
-            set_peft_model_state_dict(self.llm, adapter)
+        """Put saved trained weights in place (`checkpoint.load_trained`)."""
+        load_trained(self, state, adapter)
 
     def activation_checkpointing_enable(
         self,
@@ -319,41 +284,14 @@ class SpeechLLM(nn.Module):
         return self.projector(x, w_len)
 
     def prompt_ids(self, language: str | None, hypothesis: str | None = None) -> list[int]:
-        """[bos] + the prompt with the language's English name (and, for a
-        hypothesis-conditioned model, Whisper's transcript)."""
-        if not language:
-            raise SbasrError("the Speech-LLM is prompted with the language; none was given")
-        if self.spec.hypothesis:
-            text = self.spec.hypothesis_prompt.format(
-                language=language_name(language), hypothesis=(hypothesis or "").strip()
-            )
-        else:
-            text = self.spec.prompt.format(language=language_name(language))
-        if self.spec.chat_template:
-            return self._chat_parts(text)[0]
-        bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        return bos + self.tokenizer.encode(text, add_special_tokens=False)
+        """The prompt's token ids for `language` (`prompts.prompt_ids`)."""
+        return prompt_ids(self.spec, self.tokenizer, language, hypothesis)
 
     def speech_suffix(self) -> list[int]:
-        """Tokens between the speech and the transcript: the end of the chat template's
-        user turn and the start of the assistant's; none for a plain prompt."""
-        if not self.spec.chat_template:
-            return []
+        """Tokens between the speech and the transcript (`prompts.speech_suffix`)."""
         if "_suffix" not in self.__dict__:  # the template renders the same every call
-            self.__dict__["_suffix"] = self._chat_parts("")[1]
+            self.__dict__["_suffix"] = speech_suffix(self.spec, self.tokenizer)
         return self.__dict__["_suffix"]
-
-    def _chat_parts(self, text: str) -> tuple[list[int], list[int]]:
-        """The chat template around `text` + speech, split at the speech: (before, after)."""
-        tok = self.tokenizer
-        if not getattr(tok, "chat_template", None):
-            raise SbasrError(f"{self.spec.llm}: the LLM's tokenizer has no chat template")
-        mark = "\x00speech\x00"
-        turn = [{"role": "user", "content": text + mark}]
-        rendered = tok.apply_chat_template(turn, add_generation_prompt=True, tokenize=False)
-        before, after = rendered.split(mark)
-        encode = lambda part: tok.encode(part, add_special_tokens=False)  # noqa: E731
-        return encode(before), encode(after)
 
     def target_ids(self, text: str) -> list[int]:
         """What the LLM learns to write: the transcript and the end token."""
@@ -436,10 +374,8 @@ class SpeechLLM(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The log-probability of each labelled token, and the row it is in.
 
-        The output layer is applied only where a label is: it spans every position and a
-        49k-word vocabulary, while only the transcript (a fifth of a row) is learnt, and
-        on a CPU that layer was a fifth of a training step. The rows run packed, without
-        their padding (`packing`): a fifth of a batch's positions are padding."""
+        The output layer is applied only where a label is (the transcript is a small part
+        of each row), and the rows run packed, without their padding (`packing`)."""
         causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
         body = getattr(causal, causal.base_model_prefix)
         if self.is_activation_checkpointing and torch.is_grad_enabled():
@@ -466,10 +402,9 @@ class SpeechLLM(nn.Module):
         return picked, (packing.real[1:] // packing.width)[keep]
 
     def _output_layer(self, head: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
-        """`head(hidden)`; under autocast a frozen head's weight is cast once and kept, not
-        cast again each step (autocast keeps no casts of frozen weights between steps):
-        the 49k-word table shared with the input embeddings, a twentieth of a bf16 CPU
-        step. The same numbers either way."""
+        """`head(hidden)`; under autocast a frozen head's weight is cast once and kept
+        rather than cast again each step (autocast keeps no casts of frozen weights between
+        steps). The same numbers either way."""
         device = hidden.device.type
         weight = getattr(head, "weight", None)
         if (
@@ -486,7 +421,6 @@ class SpeechLLM(nn.Module):
             self._head_cast = (key, weight.detach().to(dtype))
         return nn.functional.linear(hidden.to(dtype), self._head_cast[1])
 
-    @torch.inference_mode()
     def score(
         self,
         audio: list[np.ndarray],
@@ -494,209 +428,21 @@ class SpeechLLM(nn.Module):
         texts: list[str],
         hypotheses: list[str] | None = None,
     ) -> list[float]:
-        """The LLM's log-probability of each text and its end token, given its utterance
-        and prompt: how much it prefers one transcript to another (a correction to the
-        hypothesis it was given, say)."""
-        hyps = hypotheses or [None] * len(audio)
-        prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
-        targets = [self.target_ids(t) for t in texts]
-        unique, index = distinct_clips(audio)  # several texts of one clip: encoded once
-        speech, lengths = self.encode(unique)
-        where = torch.tensor(index, device=speech.device)
-        embeds, mask, labels = self._assemble(
-            speech[where], lengths[where], prompts, targets, left_pad=False
-        )
-        picked, rows = self._label_log_probs(embeds, mask, labels)
-        totals = torch.zeros(len(texts), device=picked.device).index_add_(0, rows, picked)
-        return totals.tolist()
+        """The log-probability of each text given its utterance (`decode.score`)."""
+        return score(self, audio, languages, texts, hypotheses)
 
-    @torch.inference_mode()
     def transcribe(
         self,
         audio: list[np.ndarray],
         languages: list[str],
-        max_new_tokens: int = 600,
+        max_new_tokens: int = SPEECHLLM_MAX_NEW_TOKENS,
         beam_size: int = 1,
         hypotheses: list[str] | None = None,
     ) -> list[str]:
-        """Greedy (or beam) transcripts of a batch of utterances, with the KV cache.
-
-        Each row writes at most `max_new_tokens`, and no more than its own utterance can
-        hold (`token_budget`); a row stops early when it loops (`RepetitionStop`), and
-        the loop is cut to one copy. Both are per row, so that a batch runs no longer
-        than its slowest row alone would, and a row's text does not depend on its batch:
-        with one budget for the batch, every row of a batch of short clips wrote up to
-        the longest clip's budget, and one row's loop kept the batch running."""
-        from transformers import StoppingCriteriaList
-
-        from ..core.text import collapse_repetitions
-
-        hyps = hypotheses or [None] * len(audio)
-        prompts = [self.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
-        embeds, mask, _ = self._sequences(audio, prompts, None, left_pad=True)
-        tok = self.tokenizer
-        budgets = [min(max_new_tokens, token_budget(len(a) / SAMPLE_RATE)) for a in audio]
-        stop = RepetitionStop()
-        if beam_size == 1:
-            out = self._greedy(embeds, mask, budgets, stop)
-        else:
-            out = self.llm.generate(
-                inputs_embeds=embeds,
-                attention_mask=mask,
-                max_new_tokens=max(budgets),
-                num_beams=beam_size,
-                do_sample=False,
-                eos_token_id=tok.eos_token_id,
-                pad_token_id=tok.pad_token_id,
-                use_cache=True,
-                stopping_criteria=StoppingCriteriaList([stop, RowBudget(budgets)]),
-            )
-        texts = tok.batch_decode(out, skip_special_tokens=True)
-        return [
-            collapse_repetitions(t, max_n=stop.longest, min_repeats=stop.repeats) for t in texts
-        ]
+        """Transcripts of a batch of utterances (`decode.transcribe`)."""
+        return transcribe(self, audio, languages, max_new_tokens, beam_size, hypotheses)
 
     def _greedy(
         self, embeds: torch.Tensor, mask: torch.Tensor, budgets: list[int], stop: RepetitionStop
     ) -> list[list[int]]:
-        """Greedy decoding that drops each row from the batch as soon as it ends (its end
-        token, its budget or a loop), the KV cache's row with it.
-
-        transformers' `generate` steps every row until the last one ends: on a CPU a
-        batch whose one clip rambles to its budget cost eight rows a step all along.
-        Argmax of the same logits as `generate` (no logits processors, as it has none
-        for a greedy search here); the tests check the texts are the same."""
-        eos = self.tokenizer.eos_token_id
-        causal = self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
-        params = inspect.signature(causal.forward).parameters
-        # transformers 5 renamed past_key_values to cache, 4.5x num_logits_to_keep
-        cache_arg = "cache" if "cache" in params else "past_key_values"
-        keep = {k: 1 for k in ("logits_to_keep", "num_logits_to_keep") if k in params}
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count real tokens
-        out = causal(
-            inputs_embeds=embeds,
-            attention_mask=mask,
-            position_ids=positions,
-            use_cache=True,
-            **keep,
-        )
-        following = positions[:, -1:] + 1
-        written: list[list[int]] = [[] for _ in budgets]
-        rows = list(range(len(budgets)))  # the utterance of each row still in the batch
-        while rows:
-            tokens = out.logits[:, -1].argmax(-1).tolist()
-            going = []
-            for k, (row, token) in enumerate(zip(rows, tokens)):
-                if token == eos:
-                    continue
-                written[row].append(token)
-                if len(written[row]) < budgets[row] and not stop.loops(written[row]):
-                    going.append(k)
-            if not going:
-                break
-            cache = getattr(out, cache_arg)
-            if len(going) < len(rows):
-                index = torch.tensor(going, device=mask.device)
-                cache.batch_select_indices(index)
-                mask, following = mask[index], following[index]
-                rows, tokens = [rows[k] for k in going], [tokens[k] for k in going]
-            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-            out = causal(
-                input_ids=torch.tensor(tokens, device=mask.device)[:, None],
-                attention_mask=mask,
-                position_ids=following,
-                use_cache=True,
-                **{cache_arg: cache},
-            )
-            following = following + 1
-        return written
-
-
-def token_budget(seconds: float) -> int:
-    """The most tokens `seconds` of speech can need: fast speech is about 4 words a
-    second, and a byte-level tokenizer may spend 5 tokens on a word of a script it saw
-    little of (Russian, Thai), so 20 a second and a floor of 16 for short clips. An
-    undertrained model that rambles stops there instead of at the global cap."""
-    return max(16, int(20 * seconds) + 1)
-
-
-class RepetitionStop:
-    """Stops a row whose last n tokens (n <= 32: a phrase or a whole sentence) were just
-    written 4 times in a row: the decoder's loop, which would otherwise run to the token
-    limit. What it wrote is kept, and `collapse_repetitions` then keeps one copy."""
-
-    def __init__(self, repeats: int = 4, longest: int = 32) -> None:
-        self.repeats, self.longest = repeats, longest
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        rows = input_ids.tolist()
-        return torch.tensor(
-            [self.loops(row) for row in rows], dtype=torch.bool, device=input_ids.device
-        )
-
-    def loops(self, row: list[int]) -> bool:
-        for n in range(1, self.longest + 1):
-            if len(row) < n * self.repeats:
-                break
-            tail = row[-n:]
-            if all(row[-(k + 1) * n : len(row) - k * n] == tail for k in range(1, self.repeats)):
-                return True
-        return False
-
-
-class RowBudget:
-    """Stops each row at its own number of new tokens (rows of a beam search share their
-    utterance's), so that a short clip batched with a long one writes no more than it
-    would alone."""
-
-    def __init__(self, budgets: list[int]) -> None:
-        self.budgets = budgets
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
-        # Generating from embeddings, input_ids holds the new tokens only; beam search
-        # passes its rows utterance by utterance, a fixed number each.
-        rows, written = input_ids.shape
-        budgets = torch.tensor(self.budgets, device=input_ids.device)
-        return budgets.repeat_interleave(rows // len(self.budgets)) <= written
-
-
-def read_trained(directory: str | Path) -> tuple[dict, dict | None]:
-    """The trained weights saved in `directory`: (model.safetensors, LLM adapter or None);
-    a truncated, empty or foreign file is an SbasrError naming it."""
-    directory = Path(directory)
-    if not (directory / WEIGHTS_NAME).is_file():
-        raise SbasrError(f"{directory}: no {WEIGHTS_NAME}")
-    state = _load_weights(directory / WEIGHTS_NAME)
-    adapter_file = directory / ADAPTER_DIR / "adapter_model.safetensors"
-    adapter = _load_weights(adapter_file) if adapter_file.is_file() else None
-    return state, adapter
-
-
-def _load_weights(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as e:  # SafetensorError (bad header), OSError, a foreign format
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SbasrError(
-            f"{path}: cannot read the weights ({reason}); the file is damaged or incomplete: "
-            "copy it again from the training run"
-        ) from None
-
-
-def average_trained(directories: list[Path]) -> tuple[dict, dict | None]:
-    """The element-wise mean of several checkpoints' trained weights."""
-    loaded = [read_trained(d) for d in directories]
-
-    def mean(dicts: list[dict]) -> dict:
-        return {
-            k: torch.stack([d[k].float() for d in dicts]).mean(0).to(dicts[0][k].dtype)
-            for k in dicts[0]
-        }
-
-    state = mean([s for s, _ in loaded])
-    adapters = [a for _, a in loaded]
-    if any(a is None for a in adapters):
-        return state, None
-    return state, mean(adapters)  # type: ignore[arg-type]
+        return greedy(self, embeds, mask, budgets, stop)

@@ -263,26 +263,6 @@ def _state_dict(v: dict, n_enc: int, n_dec: int) -> dict[str, np.ndarray]:
 # transformers -> CTranslate2 -----------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def transformers_to_ct2(source: Path, output: Path, quantization: str | None) -> None:
     """The ctranslate2 converter, keeping the tokenizer and feature settings that
     faster-whisper reads (it silently falls back to other defaults without them); a

@@ -71,8 +71,6 @@ def decode_clips(
     ]
 
 
-
-
 def no_gpu() -> SbasrError:
     """What `--device cuda` without a visible GPU says, plainly, before a model loads (the
     runtimes' own words, "CUDA driver version is insufficient", send users astray)."""

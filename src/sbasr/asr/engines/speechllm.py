@@ -19,6 +19,7 @@ from typing import TypeVar, cast
 
 import numpy as np
 
+from ...core.constants import SPEECHLLM_CONFIG
 from ...core.errors import SbasrError
 from ...io.audio import SAMPLE_RATE
 from ..options import DecodeOptions, EngineSettings, SpeechLLMDecodeOptions, engine_options
@@ -259,11 +260,10 @@ class SpeechLLMEngine:
 def _not_whisper(model: str) -> None:
     """A Whisper model given to this engine (an embedded name, a CTranslate2 directory or
     its parent, a transformers Whisper directory) is an error that names the right engine."""
-    from ...speechllm.config import CONFIG_NAME
     from ...whisper.models import EMBEDDED, is_ct2_dir, is_transformers_whisper
 
     path = Path(model).expanduser()
-    if (path / CONFIG_NAME).is_file():
+    if (path / SPEECHLLM_CONFIG).is_file():
         return
     if (
         model in EMBEDDED

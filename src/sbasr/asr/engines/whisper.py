@@ -16,10 +16,10 @@ from typing import Any, cast
 
 import numpy as np
 
+from ...core.constants import SPEECHLLM_CONFIG
 from ...core.errors import SbasrError
 from ...core.text import collapse_repetitions
 from ...io.audio import SAMPLE_RATE, distinct_clips
-from ...speechllm.config import CONFIG_NAME as SPEECHLLM_CONFIG
 from ...whisper.models import DEFAULT_MODEL, resolve_model
 from ..options import DecodeOptions, EngineSettings, WhisperDecodeOptions, engine_options
 from ..segments import Span
