@@ -7,7 +7,7 @@ grouped by language and options, sorted by length and decoded in batches of
 amount ahead, and each recording's segments come out whole, in input order, once all of
 its spans are decoded: memory stays bounded however long the list is.
 
-With a batch size of 1 (Whisper's default), recordings are decoded one by one as before:
+With a batch size of 1 (Whisper's default), recordings are decoded one by one:
 Whisper then prompts each span with the text before it, which batching cannot.
 """
 

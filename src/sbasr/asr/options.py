@@ -13,6 +13,7 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar
 
 from ..core.choices import CHANNELS, DEVICES, ENGINES
+from ..core.constants import SPEECHLLM_MAX_NEW_TOKENS
 from ..core.errors import SbasrError
 from ..core.options import check_choices, default_of, option
 from ..io.languages import language_choices, user_language
@@ -82,7 +83,7 @@ class SpeechLLMDecodeOptions(DecodeOptions):
     batch_size: int = _engine_default("batch_size", 8)
     # The paper's 200 suits its LLMs' tokenizers; SmolLM2 spends 12 tokens a second on
     # Russian, so a 30 s span needs ~370. The duration budget (`token_budget`) is the guard.
-    max_new_tokens: int = _engine_default("max_new_tokens", 600)
+    max_new_tokens: int = _engine_default("max_new_tokens", SPEECHLLM_MAX_NEW_TOKENS)
     check_corrections: bool = option(
         True,
         "Models trained with --hypothesis: keep the LLM's change to Whisper's text only "

@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ..io.audio import SAMPLE_RATE
+from ..core.constants import SAMPLE_RATE, WINDOW_SECONDS
 
-MAX_SPAN = 30.0  # seconds: Whisper's window, and the Speech-LLM's batching unit
+MAX_SPAN = WINDOW_SECONDS  # the longest span decoded at once
 _VAD_CHUNK = 600  # seconds of audio given to the VAD at once
 
 

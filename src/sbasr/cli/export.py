@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from ..core.choices import EXPORT_FORMATS, QUANTIZATIONS
+from ..core.constants import DEFAULT_QUANTIZATION
 from ..core.errors import SbasrError
 from .common import choice, fail
 
 ExportFormat = choice("ExportFormat", EXPORT_FORMATS)
 Quantization = choice("Quantization", QUANTIZATIONS)
+_QUANTIZATION = Quantization(DEFAULT_QUANTIZATION)
 
 
 def export(
@@ -22,7 +24,7 @@ def export(
     to: Annotated[ExportFormat, typer.Option(help="Target format.")] = ExportFormat.ct2,
     quantization: Annotated[
         Quantization, typer.Option(help="Weight type of the export.")
-    ] = Quantization.int8,
+    ] = _QUANTIZATION,
     output_dir: Annotated[
         Path | None, typer.Option("--output-dir", "-o", help="Default: MODEL_DIR/ct2.")
     ] = None,

@@ -5,3 +5,5 @@ WINDOW_SECONDS = 30.0  # Whisper's input window, and the longest span decoded at
 WHISPER_MAX_POSITIONS = 448  # Whisper's decoder window, its start sequence included
 SPEECHLLM_MAX_NEW_TOKENS = 600  # the Speech-LLM's cap on tokens written per span
 SPEECHLLM_CONFIG = "sbasr-speechllm.json"  # the file that marks a trained Speech-LLM
+DEV_DECODE_MAX_LENGTH = 200  # tokens of a dev transcript decoded during Whisper training
+DEFAULT_QUANTIZATION = "int8"  # a CTranslate2 export's weights, and a converted model's

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.constants import SAMPLE_RATE
 from ..core.errors import SbasrError
-
-SAMPLE_RATE = 16_000
 
 
 @dataclass

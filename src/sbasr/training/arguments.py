@@ -36,8 +36,8 @@ def precision_flags(precision: str) -> dict:
     if precision == "fp16":
         return {"fp16": True}
     if precision == "bf16":
-        # bf16 autocast on a CPU (2x faster Speech-LLM steps with AVX-512 BF16) needs the
-        # Trainer told that it runs there
+        # bf16 autocast on a CPU (fast with AVX-512 BF16) needs the Trainer told that it
+        # runs there
         return {"bf16": True} if torch.cuda.is_available() else {"bf16": True, "use_cpu": True}
     if torch.cuda.is_available():
         return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}

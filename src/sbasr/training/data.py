@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..asr.segments import MAX_SPAN
+from ..core.constants import WINDOW_SECONDS as MAX_SPAN
 from ..io import languages
 from ..io.audio import load_range
 from ..io.manifests import Utterance, read_utterances

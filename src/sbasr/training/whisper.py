@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..core.constants import DEV_DECODE_MAX_LENGTH, SAMPLE_RATE, WHISPER_MAX_POSITIONS
 from ..core.errors import SbasrError
 from ..core.options import check_choices
 from ..core.quiet import quiet_checkpoint_order, quiet_peft, quiet_whisper_generate
@@ -49,12 +50,12 @@ class WhisperDataset(AudioDataset):
         self.processor, self.prefixes = processor, prefixes
 
     def features(self, ex: Example, audio: np.ndarray) -> dict:
-        feats = self.processor.feature_extractor(audio, sampling_rate=16_000).input_features[0]
+        feats = self.processor.feature_extractor(audio, sampling_rate=SAMPLE_RATE).input_features[0]
         tokenizer = self.processor.tokenizer
         text_ids = tokenizer.encode(" " + ex.text.strip(), add_special_tokens=False)
         eot = tokenizer.convert_tokens_to_ids("<|endoftext|>")
         # The model prepends <|startoftranscript|> itself (decoder_start_token_id).
-        labels = [*self.prefixes(ex.language), *text_ids, eot][: 448 - 1]
+        labels = [*self.prefixes(ex.language), *text_ids, eot][: WHISPER_MAX_POSITIONS - 1]
         return {"input_features": feats, "labels": labels}
 
 
@@ -162,7 +163,7 @@ def decode_examples(model, processor, examples: list[Example], batch_size: int) 
                 batch = group[i : i + batch_size]
                 feats = processor.feature_extractor(
                     [load_example_audio(ex) for ex in batch],
-                    sampling_rate=16_000,
+                    sampling_rate=SAMPLE_RATE,
                     return_tensors="pt",
                 ).input_features.to(device)
                 kwargs = {"language": lang, "task": "transcribe"} if lang else {}
@@ -174,7 +175,8 @@ def decode_examples(model, processor, examples: list[Example], batch_size: int) 
                         attention_mask=mask,
                         num_beams=1,
                         do_sample=False,
-                        max_length=200,  # not max_new_tokens, which clashes with the config's
+                        # max_length, not max_new_tokens: that one clashes with the config's
+                        max_length=DEV_DECODE_MAX_LENGTH,
                         **kwargs,
                     )
                 texts = processor.batch_decode(tokens, skip_special_tokens=True)

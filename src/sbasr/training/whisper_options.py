@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..core.choices import METHODS, QUANTIZATIONS
+from ..core.constants import DEFAULT_QUANTIZATION
 from ..core.options import option
 from .options import TrainOptions
 
@@ -30,5 +31,5 @@ class WhisperOptions(TrainOptions):
     lora_dropout: float = option(0.05, "LoRA dropout.", min=0.0)
     lora_targets: tuple[str, ...] = option(("q_proj", "v_proj"), "Modules LoRA adapts.")
     export: bool = option(True, "export to CTranslate2 at the end.")
-    quantization: str = option("int8", "of the export.", choices=QUANTIZATIONS)
+    quantization: str = option(DEFAULT_QUANTIZATION, "of the export.", choices=QUANTIZATIONS)
     eval_batch_size: int = option(8, "Utterances per batch when decoding the dev set.", cli=False)

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from ..core.choices import QUANTIZATIONS
+from ..core.constants import DEFAULT_QUANTIZATION
 from ..core.errors import SbasrError
 from .ct2 import transformers_to_ct2
 from .export_target import EXPORT_MARKER, check_export_target, is_export_of, written_files
@@ -20,7 +21,7 @@ from .models import cache_dir, is_ct2_dir, is_transformers_whisper, transformers
 def export_ct2(
     source: str | Path,
     output: str | Path | None = None,
-    quantization: str = "int8",
+    quantization: str = DEFAULT_QUANTIZATION,
     overwrite: bool = False,
 ) -> Path:
     """Convert `source` (a transformers Whisper directory, or a LoRA adapter directory whose

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..core.constants import DEFAULT_QUANTIZATION
 from ..core.errors import SbasrError
 
 DEFAULT_MODEL = "base"
@@ -229,16 +230,19 @@ def transformers_model(name: str) -> str:
 
 
 def _converted(path: Path) -> Path:
-    """A transformers Whisper directory converted to CTranslate2, once per weights version."""
+    """A transformers Whisper directory converted to CTranslate2 with the export's
+    quantization, once per weights version."""
     weights = sorted(p for p in path.iterdir() if p.suffix in (".safetensors", ".bin"))
-    stamp = hashlib.sha1(str(path.resolve()).encode())
+    stamp = hashlib.sha1(f"{path.resolve()}|{DEFAULT_QUANTIZATION}".encode())
     for w in weights:
         st = w.stat()
         stamp.update(f"{w.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     target = cache_dir() / "converted" / f"{path.name}-{stamp.hexdigest()[:12]}"
     from .ct2 import transformers_to_ct2
 
-    return _build_once(target, is_ct2_dir, lambda work: transformers_to_ct2(path, work, None))
+    return _build_once(
+        target, is_ct2_dir, lambda work: transformers_to_ct2(path, work, DEFAULT_QUANTIZATION)
+    )
 
 
 def list_models() -> list[ModelInfo]:

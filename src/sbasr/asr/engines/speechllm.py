@@ -162,15 +162,10 @@ class SpeechLLMEngine:
         models' log-probabilities together (a product of experts, equal weights) prefer it
         to the hypothesis; else Whisper's text.
 
-        From an hour of speech the LLM learns to copy the hypothesis well but to read the
-        speech poorly, so many of its changes are guesses ("travail" -> "tour"). Whisper
-        prefers its own text and the LLM its own: a change survives only where the LLM
-        prefers it by more than Whisper objects to it. Measured in benchmarks/compare.
-
+        The check guards against the LLM's guesses: a change survives only where the LLM
+        prefers it by more than Whisper objects to it (`benchmarks/compare` measures it).
         A change of case or punctuation only (the same words under the MLC-SLM rule) is
-        not a correction of what was heard and is kept unchecked: two in three of the
-        LLM's changes on the comparison's test set were such, and the check on them kept
-        the LLM's text 48 times in 49 while costing a Whisper encoder pass each."""
+        not a correction of what was heard and is kept unchecked."""
         from ...scoring.normalize import normalize
 
         changed = [i for i, text in enumerate(texts) if text != hyps[i]]
@@ -329,14 +324,20 @@ def _dtype(compute_type: str, device: str):
 
 
 def lost_its_place(correction: str, hypothesis: str) -> bool:
-    """Whether a hypothesis-conditioned model's output kept less than half of a Whisper
-    hypothesis of four words or more, or ran to more than 1.5 times its words: it skipped
-    sentences (on a 30 s span of Russian it dropped two of four) or looped in a way the
-    repetition stop does not see (counting "1, 2, 3, ..." to the token limit on a 40 s
-    Russian prompt, 1.8 times the hypothesis's words: 144 errors), not a correction, so
-    Whisper's text is kept. Words, not characters, for the runaway: the count's numbers
-    are short. Short hypotheses are left alone: there a rewrite ("11" -> "eleven") is
-    what it learnt."""
+    """Whether a hypothesis-conditioned model's output lost its place in a Whisper
+    hypothesis of four words or more: it kept less than half of its characters (skipped
+    sentences) or ran to more than 1.5 times its words (a loop the repetition stop does
+    not see; words, not characters, since counted numbers are short). Whisper's text is
+    then kept. Short hypotheses are left alone: there a rewrite ("11" -> "eleven") is
+    what the model learnt.
+
+    Args:
+        correction: The Speech-LLM's text.
+        hypothesis: Whisper's text it was prompted with.
+
+    Returns:
+        True when the correction is to be replaced by the hypothesis.
+    """
     words = len(hypothesis.split())
     if words < 4:
         return False

@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from ...core.constants import SPEECHLLM_CONFIG
+from ...core.constants import SPEECHLLM_CONFIG, WHISPER_MAX_POSITIONS
 from ...core.errors import SbasrError
 from ...core.text import collapse_repetitions
 from ...io.audio import SAMPLE_RATE, distinct_clips
@@ -166,7 +166,7 @@ class WhisperEngine:
                 # CTranslate2 counts this length its own way: Whisper's whole window
                 # (448) always holds the text and its end; a text cut short runs on a
                 # few tokens past it, which are not read
-                max_length=_MAX_POSITIONS,
+                max_length=WHISPER_MAX_POSITIONS,
                 return_logits_vocab=True,
                 suppress_blank=False,
                 suppress_tokens=[],
@@ -186,8 +186,8 @@ class WhisperEngine:
         """Whisper's encoder output for each clip, a clip given several times (the same
         array) encoded once on a CPU, where an encoder pass over the 30 s window costs as
         much as scoring the texts. Also the host array the output is a view of, if any,
-        to keep alive while it is read. On a GPU each row is encoded, as before: copying
-        rows there would be a host round trip for little gain."""
+        to keep alive while it is read. On a GPU each row is encoded: copying rows there
+        would be a host round trip for little gain."""
         import ctranslate2
         from faster_whisper.audio import pad_or_trim
 
@@ -275,8 +275,7 @@ class WhisperEngine:
 
 
 _SCORE_BATCH = 8  # clips scored together
-_MAX_POSITIONS = 448  # Whisper's decoder window, its start sequence included
-_MAX_TEXT = _MAX_POSITIONS - 8  # the longest text scored, in tokens
+_MAX_TEXT = WHISPER_MAX_POSITIONS - 8  # the longest text scored, in tokens
 _WINDOW = 300.0  # seconds of audio per faster-whisper call in sequential decoding
 
 
