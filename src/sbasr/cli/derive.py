@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click.core import ParameterSource
 
 from ..core.options import cli_fields, default_of
 from .common import choice
@@ -139,7 +138,9 @@ def derived_command(
     def command(ctx: typer.Context, **kwargs: Any) -> None:
         given = {}
         for name, flag in flags.items():
-            if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            # by name: the enum is click's ParameterSource, whichever click typer runs on
+            source = ctx.get_parameter_source(name)
+            if source is None or source.name == "DEFAULT":
                 continue
             try:
                 given[name] = flag.convert(kwargs[name])
