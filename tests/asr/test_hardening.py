@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -393,3 +394,66 @@ def test_whisper_language_names_are_the_tokenizers():
 
     assert {c: n.lower() for c, n in WHISPER_NAMES.items()} == LANGUAGES
     assert all(user_language(name) == code for name, code in TO_LANGUAGE_CODE.items())
+
+
+# ids name output files, never paths ------------------------------------------------------
+
+
+def _listing(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("bad", ["../../x", "/abs/path/x", "sub/x", "b/../a", "..", "a\\b"])
+def test_an_id_that_is_a_path_is_refused_before_decoding(tmp_path, fake_cli, bad):
+    if bad.startswith("/"):
+        bad = str(tmp_path / "abs" / "x")
+    work = tmp_path / "work"
+    work.mkdir()
+    two_bursts(work / "x.wav")
+    two_bursts(work / "y.wav", 550, 330)
+    m = manifest(work / "m.jsonl", [{"id": "a", "audio": "x.wav"}, {"id": bad, "audio": "y.wav"}])
+    before = _listing(tmp_path)
+    out = invoke("transcribe", str(m), "-f", "keyed", "-o", str(work / "out"))
+    assert out.exit_code == 1, out.output
+    errors = [line for line in out.output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and str(m) in errors[0] and repr(bad) in errors[0], out.output
+    assert "cannot name an output file" in errors[0]
+    # nothing outside the output directory; the good row is written under its own id
+    assert _listing(tmp_path) - before == {"work/out", "work/out/a.keyed"}
+    assert (work / "out" / "a.keyed").read_text() == "a en-440 en-660\n"
+    assert fake_cli.decoded == [("en", 440), ("en", 660)]  # the refused row is never decoded
+
+
+def test_a_kaldi_key_that_is_a_path_writes_nothing_outside_the_output_dir(tmp_path, fake_cli):
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    two_bursts(data / "x.wav")
+    (data / "wav.scp").write_text("../../x x.wav\n")
+    before = _listing(tmp_path)
+    out = invoke("transcribe", str(data), "-f", "all", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 2, out.output
+    assert f"{data}: id '../../x' cannot name an output file" in out.output
+    assert _listing(tmp_path) - before == set()
+    assert fake_cli.decoded == []
+
+
+def test_a_non_utf8_file_name_is_refused_before_decoding(tmp_path, fake_cli):
+    two_bursts(tmp_path / "cafe.wav")
+    os.rename(tmp_path / "cafe.wav", os.path.join(os.fsencode(tmp_path), b"caf\xe9.wav"))
+    two_bursts(tmp_path / "ok.wav")
+    out = invoke("transcribe", str(tmp_path), "-f", "all", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert "caf\\xe9.wav: id 'caf\\udce9' cannot name an output file" in out.output
+    assert "not valid UTF-8" in out.output and "Traceback" not in out.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"ok.{ext}" for ext in ("json", "keyed", "srt", "tsv", "txt", "vtt")
+    ]
+
+
+def test_ids_that_are_names_are_used_as_they_are(tmp_path):
+    from sbasr.asr.runner import name_problem
+
+    for ok in ("a", "a.b", "-x", ".hidden", "日本語", "a b"):
+        assert name_problem(ok) is None
+    assert "too long" in name_problem("x" * 250)
+

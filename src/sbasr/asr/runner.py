@@ -22,6 +22,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import SbasrError
 from ..io.files import ensure_writable
+from ..io.manifests import is_kaldi_dir
 from .corpus import Outcome, failure, transcribe_many
 from .engines.base import Engine
 from .inputs import MANIFEST_SUFFIXES, Recording
@@ -44,10 +45,97 @@ class BatchResult:
         return self.wall_seconds / self.audio_seconds if self.audio_seconds else None
 
 
+# The longest ending `output_path` gives a name, and the longest name (in bytes) common
+# file systems take.
+_LONGEST_ENDING = len(".transcript.keyed")
+_NAME_MAX = 255
+
+
+def name_problem(rid: str) -> str | None:
+    """Why the id `rid` cannot name an output file (`<id>.<format>`), or None.
+
+    An id is a file name, never a path: no "/" or "\\", not "." or "..", no NUL, valid
+    UTF-8 (transcripts carry it), and short enough for a file name with its ending.
+    """
+    if rid in ("", ".", ".."):
+        return "is not a file name"
+    if "/" in rid or "\\" in rid:
+        return "is a path (has a '/' or '\\'), not a file name"
+    if "\0" in rid:
+        return "has a NUL character"
+    try:
+        size = len(rid.encode("utf-8"))
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (a file name in another encoding: rename the file)"
+    if size + _LONGEST_ENDING > _NAME_MAX:
+        return f"is too long for a file name ({size} bytes)"
+    return None
+
+
+def check_ids(
+    recordings: list[Recording], *, to_files: bool = True
+) -> tuple[list[Recording], list[tuple[str, str]]]:
+    """The recordings whose ids can name their outputs, and (path, problem) for the rest.
+
+    Outputs are `<id>.<format>`, so an id that is not a plain file name (see
+    `name_problem`) is refused before anything is decoded, rather than written outside
+    the output directory or renamed: the keyed output keeps the manifest's own ids. With
+    `to_files` False (`-o -`) ids only key the lines written, and only need to be text.
+    """
+    ok: list[Recording] = []
+    problems: list[tuple[str, str]] = []
+    for rec in recordings:
+        why = name_problem(rec.id) if to_files else _text_problem(rec.id)
+        keys = [s.id for s in rec.spans or () if s.id]
+        bad_key = next((k for k in keys if _text_problem(k)), None)
+        if why is None and bad_key is None:
+            ok.append(rec)
+            continue
+        where = printable(rec.source if _from_list(rec) else rec.path)
+        if why is None:
+            what = f"id {bad_key!r} {_text_problem(bad_key)}"
+        elif to_files:
+            what = f"id {rec.id!r} cannot name an output file: it {why}"
+        else:
+            what = f"id {rec.id!r} {why}"
+        problems.append((rec.path, f"{where}: {what}"))
+    return ok, problems
+
+
+def _from_list(rec: Recording) -> bool:
+    """Whether `rec` is a row of a manifest or Kaldi directory (whose errors name it)."""
+    source = Path(rec.source)
+    return source.suffix.lower() in MANIFEST_SUFFIXES or (source.is_dir() and is_kaldi_dir(source))
+
+
+def _text_problem(key: str) -> str | None:
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid UTF-8 (a file name in another encoding: rename the file)"
+    return None
+
+
+def printable(path: str) -> str:
+    """`path` as it can be printed: bytes of a file name that are not UTF-8 (kept by
+    Python as lone surrogates) are shown as escapes."""
+    return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def output_path(rec: Recording, writer: Writer, output_dir: Path | None) -> Path:
     """Where a recording's output goes: `output_dir`, else beside its audio (beside the
     manifest for manifest rows). Never onto an input: an MLC-SLM segment file is
-    `<audio>.txt` too, so a clashing name gets `.transcript` added."""
+    `<audio>.txt` too, so a clashing name gets `.transcript` added.
+
+    Raises:
+        SbasrError: the id is not a file name (`name_problem`; `check_ids` finds these
+            before a batch starts).
+    """
+    why = name_problem(rec.id)
+    if why is not None:
+        raise SbasrError(
+            f"{printable(rec.path)}: id {rec.id!r} cannot name an output file: it {why}"
+        )
     ext = writer.extension
     if output_dir is not None:
         return output_dir / f"{rec.id}.{ext}"

@@ -66,7 +66,7 @@ def transcribe(
     from ..asr.engines import base
     from ..asr.inputs import MANIFEST_SUFFIXES, expand_inputs
     from ..asr.options import options_from
-    from ..asr.runner import check_output_dir, report_warnings, run_batch
+    from ..asr.runner import check_ids, check_output_dir, report_warnings, run_batch
     from ..asr.shards import ShardRecord, parse_shard, split, torchrun_shard
     from ..asr.writers import check_stdout, writers_for
 
@@ -88,11 +88,13 @@ def transcribe(
         raise fail(e) from None
     err = Console(stderr=True)
     recordings, problems = expand_inputs(files, oracle_segments=segments)
+    dash = output_dir is not None and str(output_dir) == "-"
+    recordings, bad_ids = check_ids(recordings, to_files=not dash)
+    problems += bad_ids
     for _, message in problems:
         err.print(f"[red]sbasr: error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     if not recordings:
         raise typer.Exit(2)
-    dash = output_dir is not None and str(output_dir) == "-"
     try:  # where outputs go is checked before anything loads or is decoded
         if dash:
             check_stdout(output_format.value, len(recordings))
