@@ -457,3 +457,43 @@ def test_ids_that_are_names_are_used_as_they_are(tmp_path):
         assert name_problem(ok) is None
     assert "too long" in name_problem("x" * 250)
 
+
+# ids are never lost, merged or renamed -----------------------------------------------------
+
+
+def test_duplicate_manifest_ids_are_an_error_whatever_the_audio(tmp_path, fake_cli):
+    two_bursts(tmp_path / "x.wav")
+    two_bursts(tmp_path / "y.wav", 550, 330)
+    for second in ("y.wav", "x.wav"):  # other audio, and the same audio
+        m = manifest(
+            tmp_path / "m.jsonl", [{"id": "d1", "audio": "x.wav"}, {"id": "d1", "audio": second}]
+        )
+        out = invoke("transcribe", str(m), "-f", "keyed", "-o", str(tmp_path / "out"))
+        assert out.exit_code == 2, out.output
+        assert f"{m}: id 'd1' is given to more than one row" in out.output
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert fake_cli.decoded == []
+
+
+def test_a_manifest_id_shared_across_inputs_is_kept_once_and_the_other_reported(tmp_path, fake_cli):
+    two_bursts(tmp_path / "x.wav")
+    two_bursts(tmp_path / "y.wav", 550, 330)
+    m1 = manifest(tmp_path / "m1.jsonl", [{"id": "a", "audio": "x.wav"}])
+    m2 = manifest(tmp_path / "m2.jsonl", [{"id": "a", "audio": "y.wav"}])
+    out = invoke("transcribe", str(m1), str(m2), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{m2}: id 'a' is already the id of {m1}" in out.output
+    assert "1 transcribed" in out.output
+    assert (tmp_path / "out" / "a.keyed").read_text() == "a en-440 en-660\n"
+
+
+def test_a_derived_id_never_takes_a_manifest_id(tmp_path, fake_vad):
+    from sbasr.asr.inputs import expand_inputs
+
+    (tmp_path / "d").mkdir()
+    two_bursts(tmp_path / "d" / "a.wav")
+    two_bursts(tmp_path / "y.wav")
+    m = manifest(tmp_path / "m.jsonl", [{"id": "a", "audio": "y.wav"}])
+    recordings, problems = expand_inputs([m, tmp_path / "d" / "a.wav", m])
+    assert not problems
+    assert [(r.id, Path(r.path).name) for r in recordings] == [("a", "y.wav"), ("d-a", "a.wav")]
