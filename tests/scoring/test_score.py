@@ -333,3 +333,21 @@ def test_the_table_never_cuts_counts_short_in_a_narrow_terminal():
     text = out.getvalue()
     assert "1,234,567" in text and "…" not in text
     assert "English (en)" in text and "WER" in text
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c"])
+def test_keyed_lines_end_at_newline_alone(tmp_path, sep):
+    # A line separator inside a transcript is whitespace between words, as meeteval reads it.
+    ref = write_keyed(tmp_path / "ref", [("u1", "one two three four"), ("u2", "five six")])
+    hyp = tmp_path / "hyp"
+    hyp.write_text(f"u1 one two{sep}three four\nu2 five six\n", "utf-8")
+    r = score(hyp, ref)
+    assert (r.ids, r.pooled.errors, r.extra) == (["u1", "u2"], 0, [])
+    rows = tmp_path / "hyp.jsonl"
+    rows.write_text(
+        json.dumps({"id": "u1", "text": f"one two{sep}three four"}, ensure_ascii=False) + "\n",
+        "utf-8",
+    )
+    assert score(rows, {"u1": "one two three four"}).pooled.errors == 0
+    assert read_transcripts(hyp, by_line=True).texts[0] == f"u1 one two{sep}three four"
+

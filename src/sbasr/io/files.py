@@ -33,8 +33,9 @@ def read_text(path: str | os.PathLike[str]) -> str:
 
 
 def jsonl_rows(path: str | os.PathLike[str], text: str) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for each non-blank line of a JSON Lines text."""
-    for number, line in enumerate(text.splitlines(), 1):
+    """(line number, object) for each non-blank line of a JSON Lines text. Lines end at
+    "\n" alone, as JSON Lines defines them: a U+2028 or form feed inside a string is text."""
+    for number, line in enumerate(text.split("\n"), 1):
         if not line.strip():
             continue
         try:
