@@ -6,6 +6,8 @@ import dataclasses
 import gc
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -351,3 +353,24 @@ def test_keyed_lines_end_at_newline_alone(tmp_path, sep):
     assert score(rows, {"u1": "one two three four"}).pooled.errors == 0
     assert read_transcripts(hyp, by_line=True).texts[0] == f"u1 one two{sep}three four"
 
+
+@pytest.mark.parametrize("lines", [3, 30_000])  # the ordinary path, and the one in parts
+def test_a_pipe_is_read_once(tmp_path, lines):
+    pairs = [(f"u{i:06d}", f"w{i} x y") for i in range(lines)]
+    ref = write_keyed(tmp_path / "ref", pairs)
+    hyp = write_keyed(tmp_path / "hyp", [*pairs[:-1], (pairs[-1][0], "w x")])
+    want = score(hyp, ref).pooled
+    shell = f"{sys.executable} -m sbasr score --json <(cat {hyp}) <(cat {ref})"
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)["pooled"]
+    assert (got["utterances"], got["errors"]) == (lines, want.errors) and want.errors == 2
+    with open(hyp) as stdin:
+        run = subprocess.run(
+            [sys.executable, "-m", "sbasr", "score", "--json", "/dev/stdin", str(ref)],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+        )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["pooled"]["utterances"] == lines

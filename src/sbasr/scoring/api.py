@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -210,6 +211,8 @@ def score_summary(
     several `jobs`, are scored part by part, each process reading only its own lines of
     each (`file_parts`); anything else is scored as `score` does it."""
     _check_names(normalize, unit)
+    # A pipe (`<(...)`, /dev/stdin) can be read only once: it is read here, whole.
+    hypothesis, reference = _read_pipe(hypothesis, by_line), _read_pipe(reference, by_line)
     with gc_paused():
         if not by_line and jobs > 1:
             summary = _summary_in_parts(
@@ -435,6 +438,18 @@ def _count_chunk(
     ref_norm = normalize_texts(refs[sl], langs[sl], normalize)
     hyp_norm = normalize_texts(hyps[sl], langs[sl], normalize)
     return count_texts(ref_norm, hyp_norm, units[sl], threads)
+
+
+def _read_pipe(source: TranscriptSource, by_line: bool) -> TranscriptSource:
+    """`source` read into `Transcripts` where it is a path to anything but a regular file
+    (a pipe, a terminal), which a second reader would find empty; else `source` as is."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    try:
+        regular = stat.S_ISREG(os.stat(source).st_mode)
+    except (OSError, ValueError):
+        return source  # the reader says what is wrong
+    return source if regular else _load(source, by_line)
 
 
 def _load(source: TranscriptSource, by_line: bool) -> Transcripts:
