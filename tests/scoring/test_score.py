@@ -354,6 +354,17 @@ def test_keyed_lines_end_at_newline_alone(tmp_path, sep):
     assert read_transcripts(hyp, by_line=True).texts[0] == f"u1 one two{sep}three four"
 
 
+def test_both_files_empty_is_an_error(tmp_path):
+    (tmp_path / "hyp").write_text("")
+    (tmp_path / "ref").write_text("")
+    with pytest.raises(SbasrError, match="no hypothesis id matches a reference id"):
+        score(tmp_path / "hyp", tmp_path / "ref")
+    run = run_cli("score", str(tmp_path / "hyp"), str(tmp_path / "ref"))
+    assert run.returncode == 2 and "n/a" not in run.stdout
+    (line,) = run.stderr.splitlines()
+    assert line.startswith(f"sbasr: error: {tmp_path / 'hyp'}: no hypothesis id matches")
+
+
 @pytest.mark.parametrize("lines", [3, 30_000])  # the ordinary path, and the one in parts
 def test_a_pipe_is_read_once(tmp_path, lines):
     pairs = [(f"u{i:06d}", f"w{i} x y") for i in range(lines)]

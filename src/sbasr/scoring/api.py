@@ -278,9 +278,10 @@ def _score(
     extra = [uid for uid in hyp.ids if uid not in ref_ids]
     if strict and (missing or extra):
         raise SbasrError(_mismatch_message(hyp.path, ref.path, missing, extra))
-    if len(missing) == len(ids) and (ids or hyp.ids):
-        # Nothing matched: the files use other ids (or one is empty). Scoring it would
-        # report a 100% error rate that is really a mistake in the inputs.
+    if len(missing) == len(ids):
+        # Nothing matched: the files use other ids (or one or both are empty). Scoring it
+        # would report a 100% error rate (or none at all) that is really a mistake in the
+        # inputs.
         raise SbasrError(_no_match_message(hyp, ref))
 
     langs = _languages(ref, hyp, language, language_from_key)
