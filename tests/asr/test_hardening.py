@@ -497,3 +497,53 @@ def test_a_derived_id_never_takes_a_manifest_id(tmp_path, fake_vad):
     recordings, problems = expand_inputs([m, tmp_path / "d" / "a.wav", m])
     assert not problems
     assert [(r.id, Path(r.path).name) for r in recordings] == [("a", "y.wav"), ("d-a", "a.wav")]
+
+
+# FIFOs and other files that are not regular files ----------------------------------------
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A FIFO named like audio; if anything blocks opening it, a writer comes along after
+    a while, so that a hang fails the test rather than stopping the suite."""
+    import threading
+
+    path = tmp_path / "in" / "stream.wav"
+    path.parent.mkdir()
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def unblock() -> None:
+        if not done.wait(30):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    thread = threading.Thread(target=unblock, daemon=True)
+    thread.start()
+    yield path
+    done.set()
+
+
+def test_a_fifo_given_as_input_is_refused_at_once(tmp_path, fake_cli, fifo):
+    out = invoke("transcribe", str(fifo), "-o", str(tmp_path / "out"))
+    assert out.exit_code == 2, out.output
+    assert f"{fifo}: not a regular file (a FIFO or pipe)" in out.output
+    assert fake_cli.decoded == []
+
+
+def test_a_fifo_in_a_directory_is_skipped_and_reported(tmp_path, fake_cli, fifo):
+    two_bursts(fifo.parent / "x.wav")
+    out = invoke("transcribe", str(fifo.parent), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{fifo}: not a regular file" in out.output and "1 transcribed" in out.output
+    assert (tmp_path / "out" / "x.keyed").read_text().count("\n") == 2
+
+
+def test_a_manifest_row_naming_a_fifo_fails_alone(tmp_path, fake_cli, fifo):
+    two_bursts(tmp_path / "x.wav")
+    m = manifest(
+        tmp_path / "m.jsonl", [{"id": "f", "audio": str(fifo)}, {"id": "x", "audio": "x.wav"}]
+    )
+    out = invoke("transcribe", str(m), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{fifo}: not a regular file" in out.output and "1 transcribed" in out.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.keyed"]

@@ -12,11 +12,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import SbasrError
+from ..io.audio import check_regular
 from ..io.manifests import (
     AUDIO_SUFFIXES,
     MANIFEST_SUFFIXES,
     Utterance,
     find_audio,
+    irregular_audio,
     is_kaldi_dir,
     path_language,
     read_jsonl,
@@ -61,6 +63,11 @@ def expand_inputs(
             recordings += _expand(path, oracle_segments)
         except SbasrError as e:
             problems.append((str(path), str(e)))
+        if path.is_dir():
+            problems += [
+                (str(p), f"{p}: not a regular file (a FIFO, device or socket): skipped")
+                for p in irregular_audio(path)
+            ]
     recordings, clashes = _unique_ids(recordings)
     return recordings, problems + clashes
 
@@ -74,6 +81,7 @@ def _expand(path: Path, oracle: bool) -> list[Recording]:
         return _recordings(read_jsonl(path), str(path))
     if not path.exists():
         raise SbasrError(f"{path}: no such file")
+    check_regular(path)
     return [_audio_file(path, path.parent, str(path), oracle)]
 
 

@@ -7,6 +7,7 @@ more channels, so the resampling here keeps every channel when asked to.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Au
     is there without a word."""
     import av
 
+    check_regular(path)
     try:
         container = av.open(str(path))
     except FileNotFoundError:
@@ -76,6 +78,25 @@ def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Au
         )
     data = data[:, :filled]
     return Audio(str(path), [np.ascontiguousarray(ch) for ch in data])
+
+
+def check_regular(path: str | os.PathLike[str]) -> None:
+    """Refuse what is not a regular file (a FIFO, `<(...)`, a device, a socket) before
+    opening it: decoding opens a file more than once, and a FIFO would block forever.
+
+    Raises:
+        SbasrError: `path` exists and is not a regular file.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return  # opening it says what is wrong
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kind = "a FIFO or pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise SbasrError(
+            f"{path}: not a regular file ({kind}); audio is read more than once, so save "
+            "it to a file first"
+        )
 
 
 def truncated_wav(path: str | os.PathLike[str]) -> tuple[float, float] | None:

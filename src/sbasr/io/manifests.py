@@ -319,11 +319,23 @@ def _kaldi_table(path: Path) -> dict[str, str]:
 
 
 def find_audio(root: Path) -> list[Path]:
-    """The audio files below `root`, in path order; none is an error."""
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    """The audio files below `root`, in path order; none is an error. Only regular files
+    count: a FIFO or device named like audio is left out (see `irregular_audio`), as
+    reading one would block."""
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not found:
         raise SbasrError(f"{root}: no audio files in this directory")
     return found
+
+
+def irregular_audio(root: Path) -> list[Path]:
+    """What `find_audio` leaves out below `root`: names of audio files that are not
+    regular files (FIFOs, devices, sockets), in path order."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_file() and not p.is_dir() and p.exists()
+    )
 
 
 def read_mlcslm_dir(root: str | os.PathLike[str]) -> list[Utterance]:
