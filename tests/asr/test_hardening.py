@@ -547,3 +547,41 @@ def test_a_manifest_row_naming_a_fifo_fails_alone(tmp_path, fake_cli, fifo):
     assert out.exit_code == 1, out.output
     assert f"{fifo}: not a regular file" in out.output and "1 transcribed" in out.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.keyed"]
+
+
+# overlapping oracle segments ---------------------------------------------------------------
+
+
+def test_an_oracle_segment_is_never_conditioned_on_one_it_overlaps():
+    from types import SimpleNamespace
+
+    from sbasr.asr.engines.whisper import WhisperEngine
+    from sbasr.asr.options import WhisperDecodeOptions
+    from sbasr.asr.segments import Span
+
+    calls = []
+
+    def transcribe(piece, clip_timestamps, initial_prompt, **common):
+        calls.append((clip_timestamps, initial_prompt))
+        pairs = zip(clip_timestamps[::2], clip_timestamps[1::2])
+        segs = [
+            SimpleNamespace(
+                text=f"said {a:g}", start=a, end=b, words=[], avg_logprob=0, no_speech_prob=0
+            )
+            for a, b in pairs
+        ]
+        return iter(segs), SimpleNamespace(language="en")
+
+    engine = object.__new__(WhisperEngine)
+    engine.model, engine.multilingual, engine._memo = (
+        SimpleNamespace(transcribe=transcribe),
+        False,
+        None,
+    )
+    spans = [Span(0.0, 2.0), Span(1.0, 3.0), Span(4.0, 5.0), Span(4.5, 6.0), Span(7.0, 8.0)]
+    audio = np.zeros(9 * SR, np.float32)
+    options = WhisperDecodeOptions(initial_prompt="hi")
+    decoded = list(engine.decode(audio, spans, options))
+    assert [d.start for d in decoded] == [0.0, 1.0, 4.0, 4.5, 7.0]  # every span, once
+    # a span that overlaps an earlier one starts a call of its own, with the user's prompt
+    assert calls == [([0.0, 2.0], "hi"), ([0.0, 2.0, 3.0, 4.0], "hi"), ([0.0, 1.5, 2.5, 3.5], "hi")]
