@@ -12,6 +12,8 @@ from __future__ import annotations
 import io
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -585,3 +587,60 @@ def test_an_oracle_segment_is_never_conditioned_on_one_it_overlaps():
     assert [d.start for d in decoded] == [0.0, 1.0, 4.0, 4.5, 7.0]  # every span, once
     # a span that overlaps an earlier one starts a call of its own, with the user's prompt
     assert calls == [([0.0, 2.0], "hi"), ([0.0, 2.0, 3.0, 4.0], "hi"), ([0.0, 1.5, 2.5, 3.5], "hi")]
+
+
+# one-line errors ---------------------------------------------------------------------------
+
+
+def test_a_model_with_pickled_weights_only_says_to_convert_them(tmp_path):
+    from sbasr import SbasrError
+    from sbasr.whisper.models import transformers_model
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    (model / "pytorch_model.bin").write_bytes(b"not a pickle")
+    two_bursts(tmp_path / "x.wav")
+    run = run_cli("transcribe", str(tmp_path / "x.wav"), "-m", str(model))
+    assert run.returncode == 2, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith(f"sbasr: error: {model}: the weights are pickled (pytorch_model.bin)")
+    assert "safetensors" in line
+    with pytest.raises(SbasrError, match="convert them to safetensors"):
+        transformers_model(str(model))
+
+
+def test_a_nul_in_a_manifest_audio_path_is_a_one_line_error(tmp_path, fake_cli):
+    m = manifest(tmp_path / "m.jsonl", [{"id": "a", "audio": "x\u0000.wav"}])
+    out = invoke("transcribe", str(m), "-o", str(tmp_path / "out"))
+    assert out.exit_code == 2, out.output
+    assert f"{m}:1: the audio path has a NUL character" in out.output
+    assert isinstance(out.exception, SystemExit)  # a clean exit, not a raised error
+
+
+def test_outputs_that_cannot_be_written_name_the_output_and_leave_none(tmp_path, fake_cli):
+    two_bursts(tmp_path / "x.wav")
+    two_bursts(tmp_path / "y.wav")
+    (tmp_path / "out" / "x.tsv").mkdir(parents=True)  # in the way, as a full disk would be
+    out = invoke("transcribe", str(tmp_path), "-f", "all", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{tmp_path / 'out' / 'x.tsv'}: cannot write: " in out.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["x.tsv"] + [f"y.{e}" for e in ("json", "keyed", "srt", "tsv", "txt", "vtt")]
+
+
+def test_a_broken_wav_header_is_described_in_words(tmp_path, fake_cli):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
+    out = invoke("transcribe", str(tmp_path / "bad.wav"), "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert "bad.wav: cannot decode audio: Invalid data found when processing input" in out.output
+    assert "Errno" not in out.output
+
+
+def test_process_substitution_is_refused_before_a_model_loads(tmp_path):
+    two_bursts(tmp_path / "x.wav")
+    shell = f"{sys.executable} -m sbasr transcribe <(cat {tmp_path / 'x.wav'})"
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "not a regular file (a FIFO or pipe)" in run.stderr.splitlines()[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.wav"]

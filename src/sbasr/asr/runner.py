@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import SbasrError
-from ..io.files import ensure_writable
+from ..io.files import ensure_writable, write_all_atomic
 from ..io.manifests import is_kaldi_dir
 from .corpus import Outcome, failure, transcribe_many
 from .engines.base import Engine
@@ -247,9 +247,13 @@ def _finish_one(
                     writer.render(outcome.segments, rec.id, rec.path, outcome.duration)
                 )
                 sys.stdout.flush()
-            else:
-                for writer, path in targets:
-                    writer.write(path, outcome.segments, rec.id, rec.path, outcome.duration)
+            else:  # all of a recording's outputs, or none (a full disk: none)
+                write_all_atomic(
+                    [
+                        (path, writer.render(outcome.segments, rec.id, rec.path, outcome.duration))
+                        for writer, path in targets
+                    ]
+                )
         except Exception as e:  # a full disk, a file in the way: this one fails, the rest go on
             message = failure(rec, e)
     if message is not None:

@@ -138,7 +138,10 @@ def _append(data: np.ndarray, filled: int, chunk: np.ndarray) -> tuple[np.ndarra
 
 
 def _reason(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    # FFmpeg's errors carry its own codes as errno ("[Errno 1094995529] Invalid data ..."):
+    # the words alone say it.
+    text = getattr(error, "strerror", None) or str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_range(path: str | os.PathLike[str], start: float | None, end: float | None) -> np.ndarray:
