@@ -644,3 +644,47 @@ def test_process_substitution_is_refused_before_a_model_loads(tmp_path):
     assert run.returncode == 2, run.stderr
     assert "not a regular file (a FIFO or pipe)" in run.stderr.splitlines()[0]
     assert list(tmp_path.iterdir()) == [tmp_path / "x.wav"]
+
+
+# stopping: a closed pipe, Ctrl-C -----------------------------------------------------------
+
+
+def test_a_closed_stdout_stops_the_batch_quietly(tmp_path, fake_vad, monkeypatch):
+    from sbasr.asr.runner import run_batch
+    from sbasr.asr.writers import writers_for
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    paths = [two_bursts(tmp_path / f"{i}.wav") for i in range(4)]
+    recordings, _ = sbasr.asr.inputs.expand_inputs(paths)
+    engine = FakeEngine()
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    result = run_batch(
+        recordings, engine, TranscribeOptions(), writers_for("txt"), None, to_stdout=True
+    )
+    assert result.broken_pipe and not result.failures and result.done == 0
+    assert len(engine.decoded) < 8  # not every recording decoded
+
+
+def test_ctrl_c_says_what_was_finished_and_how_to_go_on(tmp_path, fake_cli):
+    for i in range(3):
+        two_bursts(tmp_path / f"{i}.wav")
+    decode = fake_cli.decode
+
+    def interrupted(audio, spans, options):
+        if len(fake_cli.decoded) >= 2:  # the first recording is done
+            raise KeyboardInterrupt
+        yield from decode(audio, spans, options)
+
+    fake_cli.decode = interrupted
+    out = invoke("transcribe", str(tmp_path), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 130, out.output
+    assert "1 transcribed" in out.output
+    assert "interrupted: 2 of 3 recordings not done" in out.output
+    assert "--skip-existing" in out.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.keyed"]

@@ -38,6 +38,8 @@ class BatchResult:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    interrupted: bool = False  # Ctrl-C: what was finished is written, the rest is not
+    broken_pipe: bool = False  # standard output was closed (`-o - | head`): stopped
 
     @property
     def rtf(self) -> float | None:
@@ -188,7 +190,11 @@ def run_batch(
     """Transcribe `recordings` (spans of many batched together, `sbasr.asr.corpus`) and
     write each one's outputs as it completes, in input order. With a shard `record`, each
     recording is also recorded under its index in the whole run (`indices`), and
-    `skip_existing` skips only what the record says was done."""
+    `skip_existing` skips only what the record says was done.
+
+    Ctrl-C (KeyboardInterrupt) and a closed standard output (BrokenPipeError, `to_stdout`)
+    stop the batch after the recordings already written: the result says which
+    (`interrupted`, `broken_pipe`) and counts what was done."""
     console = console or Console(stderr=True)
     indices = indices if indices is not None else list(range(len(recordings)))
     result = BatchResult()
@@ -215,14 +221,21 @@ def run_batch(
         files = progress.add_task("files", total=len(recordings), info="")
         progress.advance(files, result.skipped)
         outcomes = transcribe_many([rec for _, rec, _ in todo], engine, options)
-        for outcome in outcomes:
-            index, rec, targets = todo[outcome.index]
-            _finish_one(outcome, index, targets, to_stdout, result, record, console)
-            report_warnings(caught[:], console, show)
-            caught.clear()
-            progress.update(files, description=escape(rec.id[:40]))
-            progress.advance(files)
-            progress.update(files, info=f"{result.audio_seconds:,.0f} s of audio")
+        try:
+            for outcome in outcomes:
+                index, rec, targets = todo[outcome.index]
+                _finish_one(outcome, index, targets, to_stdout, result, record, console)
+                report_warnings(caught[:], console, show)
+                caught.clear()
+                progress.update(files, description=escape(rec.id[:40]))
+                progress.advance(files)
+                progress.update(files, info=f"{result.audio_seconds:,.0f} s of audio")
+        except KeyboardInterrupt:  # what is finished stays written; the caller says so
+            result.interrupted = True
+        except BrokenPipeError:  # nobody reads on: decoding the rest would be wasted
+            result.broken_pipe = True
+        finally:
+            outcomes.close()
     result.wall_seconds = time.perf_counter() - start
     return result
 
@@ -254,6 +267,10 @@ def _finish_one(
                         for writer, path in targets
                     ]
                 )
+        except BrokenPipeError:
+            if to_stdout:
+                raise  # the reader is gone: `run_batch` stops
+            message = failure(rec, OSError("broken pipe"))
         except Exception as e:  # a full disk, a file in the way: this one fails, the rest go on
             message = failure(rec, e)
     if message is not None:

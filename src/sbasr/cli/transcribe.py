@@ -132,6 +132,12 @@ def transcribe(
         record=record,
         indices=indices,
     )
+    if result.broken_pipe:  # `-o - | head`: stop quietly, as other Unix tools do
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        raise typer.Exit(141)
     failures = problems + result.failures
     rtf = f"{result.rtf:.3f}" if result.rtf is not None else "n/a"
     who = f"shard {part[0]}/{part[1]}: " if part else ""
@@ -146,6 +152,15 @@ def transcribe(
         err.print("failed:", highlight=False)
         for _, message in failures:
             err.print(f"  {escape(message)}", soft_wrap=True, highlight=False)
+    if result.interrupted:
+        left = len(mine) - result.done - result.skipped - len(result.failures)
+        err.print(
+            f"interrupted: {left} of {len(mine)} recordings not done; what was finished is "
+            "written: to go on, run the same command again with --skip-existing",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130)
     merged_ok = True
     if ranks:  # every rank done: rank 0 joins the shards' outputs
         assert output_dir is not None
