@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -393,3 +396,295 @@ def test_whisper_language_names_are_the_tokenizers():
 
     assert {c: n.lower() for c, n in WHISPER_NAMES.items()} == LANGUAGES
     assert all(user_language(name) == code for name, code in TO_LANGUAGE_CODE.items())
+
+
+# ids name output files, never paths ------------------------------------------------------
+
+
+def _listing(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("bad", ["../../x", "/abs/path/x", "sub/x", "b/../a", "..", "a\\b"])
+def test_an_id_that_is_a_path_is_refused_before_decoding(tmp_path, fake_cli, bad):
+    if bad.startswith("/"):
+        bad = str(tmp_path / "abs" / "x")
+    work = tmp_path / "work"
+    work.mkdir()
+    two_bursts(work / "x.wav")
+    two_bursts(work / "y.wav", 550, 330)
+    m = manifest(work / "m.jsonl", [{"id": "a", "audio": "x.wav"}, {"id": bad, "audio": "y.wav"}])
+    before = _listing(tmp_path)
+    out = invoke("transcribe", str(m), "-f", "keyed", "-o", str(work / "out"))
+    assert out.exit_code == 1, out.output
+    errors = [line for line in out.output.splitlines() if "error:" in line]
+    assert len(errors) == 1 and str(m) in errors[0] and repr(bad) in errors[0], out.output
+    assert "cannot name an output file" in errors[0]
+    # nothing outside the output directory; the good row is written under its own id
+    assert _listing(tmp_path) - before == {"work/out", "work/out/a.keyed"}
+    assert (work / "out" / "a.keyed").read_text() == "a en-440 en-660\n"
+    assert fake_cli.decoded == [("en", 440), ("en", 660)]  # the refused row is never decoded
+
+
+def test_a_kaldi_key_that_is_a_path_writes_nothing_outside_the_output_dir(tmp_path, fake_cli):
+    data = tmp_path / "data" / "test"
+    data.mkdir(parents=True)
+    two_bursts(data / "x.wav")
+    (data / "wav.scp").write_text("../../x x.wav\n")
+    before = _listing(tmp_path)
+    out = invoke("transcribe", str(data), "-f", "all", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 2, out.output
+    assert f"{data}: id '../../x' cannot name an output file" in out.output
+    assert _listing(tmp_path) - before == set()
+    assert fake_cli.decoded == []
+
+
+def test_a_non_utf8_file_name_is_refused_before_decoding(tmp_path, fake_cli):
+    two_bursts(tmp_path / "cafe.wav")
+    os.rename(tmp_path / "cafe.wav", os.path.join(os.fsencode(tmp_path), b"caf\xe9.wav"))
+    two_bursts(tmp_path / "ok.wav")
+    out = invoke("transcribe", str(tmp_path), "-f", "all", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert "caf\\xe9.wav: id 'caf\\udce9' cannot name an output file" in out.output
+    assert "not valid UTF-8" in out.output and "Traceback" not in out.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        f"ok.{ext}" for ext in ("json", "keyed", "srt", "tsv", "txt", "vtt")
+    ]
+
+
+def test_ids_that_are_names_are_used_as_they_are(tmp_path):
+    from sbasr.asr.runner import name_problem
+
+    for ok in ("a", "a.b", "-x", ".hidden", "日本語", "a b"):
+        assert name_problem(ok) is None
+    assert "too long" in name_problem("x" * 250)
+
+
+# ids are never lost, merged or renamed -----------------------------------------------------
+
+
+def test_duplicate_manifest_ids_are_an_error_whatever_the_audio(tmp_path, fake_cli):
+    two_bursts(tmp_path / "x.wav")
+    two_bursts(tmp_path / "y.wav", 550, 330)
+    for second in ("y.wav", "x.wav"):  # other audio, and the same audio
+        m = manifest(
+            tmp_path / "m.jsonl", [{"id": "d1", "audio": "x.wav"}, {"id": "d1", "audio": second}]
+        )
+        out = invoke("transcribe", str(m), "-f", "keyed", "-o", str(tmp_path / "out"))
+        assert out.exit_code == 2, out.output
+        assert f"{m}: id 'd1' is given to more than one row" in out.output
+        assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    assert fake_cli.decoded == []
+
+
+def test_a_manifest_id_shared_across_inputs_is_kept_once_and_the_other_reported(tmp_path, fake_cli):
+    two_bursts(tmp_path / "x.wav")
+    two_bursts(tmp_path / "y.wav", 550, 330)
+    m1 = manifest(tmp_path / "m1.jsonl", [{"id": "a", "audio": "x.wav"}])
+    m2 = manifest(tmp_path / "m2.jsonl", [{"id": "a", "audio": "y.wav"}])
+    out = invoke("transcribe", str(m1), str(m2), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{m2}: id 'a' is already the id of {m1}" in out.output
+    assert "1 transcribed" in out.output
+    assert (tmp_path / "out" / "a.keyed").read_text() == "a en-440 en-660\n"
+
+
+def test_a_derived_id_never_takes_a_manifest_id(tmp_path, fake_vad):
+    from sbasr.asr.inputs import expand_inputs
+
+    (tmp_path / "d").mkdir()
+    two_bursts(tmp_path / "d" / "a.wav")
+    two_bursts(tmp_path / "y.wav")
+    m = manifest(tmp_path / "m.jsonl", [{"id": "a", "audio": "y.wav"}])
+    recordings, problems = expand_inputs([m, tmp_path / "d" / "a.wav", m])
+    assert not problems
+    assert [(r.id, Path(r.path).name) for r in recordings] == [("a", "y.wav"), ("d-a", "a.wav")]
+
+
+# FIFOs and other files that are not regular files ----------------------------------------
+
+
+@pytest.fixture
+def fifo(tmp_path):
+    """A FIFO named like audio; if anything blocks opening it, a writer comes along after
+    a while, so that a hang fails the test rather than stopping the suite."""
+    import threading
+
+    path = tmp_path / "in" / "stream.wav"
+    path.parent.mkdir()
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def unblock() -> None:
+        if not done.wait(30):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+    thread = threading.Thread(target=unblock, daemon=True)
+    thread.start()
+    yield path
+    done.set()
+
+
+def test_a_fifo_given_as_input_is_refused_at_once(tmp_path, fake_cli, fifo):
+    out = invoke("transcribe", str(fifo), "-o", str(tmp_path / "out"))
+    assert out.exit_code == 2, out.output
+    assert f"{fifo}: not a regular file (a FIFO or pipe)" in out.output
+    assert fake_cli.decoded == []
+
+
+def test_a_fifo_in_a_directory_is_skipped_and_reported(tmp_path, fake_cli, fifo):
+    two_bursts(fifo.parent / "x.wav")
+    out = invoke("transcribe", str(fifo.parent), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{fifo}: not a regular file" in out.output and "1 transcribed" in out.output
+    assert (tmp_path / "out" / "x.keyed").read_text().count("\n") == 2
+
+
+def test_a_manifest_row_naming_a_fifo_fails_alone(tmp_path, fake_cli, fifo):
+    two_bursts(tmp_path / "x.wav")
+    m = manifest(
+        tmp_path / "m.jsonl", [{"id": "f", "audio": str(fifo)}, {"id": "x", "audio": "x.wav"}]
+    )
+    out = invoke("transcribe", str(m), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{fifo}: not a regular file" in out.output and "1 transcribed" in out.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["x.keyed"]
+
+
+# overlapping oracle segments ---------------------------------------------------------------
+
+
+def test_an_oracle_segment_is_never_conditioned_on_one_it_overlaps():
+    from types import SimpleNamespace
+
+    from sbasr.asr.engines.whisper import WhisperEngine
+    from sbasr.asr.options import WhisperDecodeOptions
+    from sbasr.asr.segments import Span
+
+    calls = []
+
+    def transcribe(piece, clip_timestamps, initial_prompt, **common):
+        calls.append((clip_timestamps, initial_prompt))
+        pairs = zip(clip_timestamps[::2], clip_timestamps[1::2])
+        segs = [
+            SimpleNamespace(
+                text=f"said {a:g}", start=a, end=b, words=[], avg_logprob=0, no_speech_prob=0
+            )
+            for a, b in pairs
+        ]
+        return iter(segs), SimpleNamespace(language="en")
+
+    engine = object.__new__(WhisperEngine)
+    engine.model, engine.multilingual, engine._memo = (
+        SimpleNamespace(transcribe=transcribe),
+        False,
+        None,
+    )
+    spans = [Span(0.0, 2.0), Span(1.0, 3.0), Span(4.0, 5.0), Span(4.5, 6.0), Span(7.0, 8.0)]
+    audio = np.zeros(9 * SR, np.float32)
+    options = WhisperDecodeOptions(initial_prompt="hi")
+    decoded = list(engine.decode(audio, spans, options))
+    assert [d.start for d in decoded] == [0.0, 1.0, 4.0, 4.5, 7.0]  # every span, once
+    # a span that overlaps an earlier one starts a call of its own, with the user's prompt
+    assert calls == [([0.0, 2.0], "hi"), ([0.0, 2.0, 3.0, 4.0], "hi"), ([0.0, 1.5, 2.5, 3.5], "hi")]
+
+
+# one-line errors ---------------------------------------------------------------------------
+
+
+def test_a_model_with_pickled_weights_only_says_to_convert_them(tmp_path):
+    from sbasr import SbasrError
+    from sbasr.whisper.models import transformers_model
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "whisper"}))
+    (model / "pytorch_model.bin").write_bytes(b"not a pickle")
+    two_bursts(tmp_path / "x.wav")
+    run = run_cli("transcribe", str(tmp_path / "x.wav"), "-m", str(model))
+    assert run.returncode == 2, run.stderr
+    (line,) = run.stderr.strip().splitlines()
+    assert line.startswith(f"sbasr: error: {model}: the weights are pickled (pytorch_model.bin)")
+    assert "safetensors" in line
+    with pytest.raises(SbasrError, match="convert them to safetensors"):
+        transformers_model(str(model))
+
+
+def test_a_nul_in_a_manifest_audio_path_is_a_one_line_error(tmp_path, fake_cli):
+    m = manifest(tmp_path / "m.jsonl", [{"id": "a", "audio": "x\u0000.wav"}])
+    out = invoke("transcribe", str(m), "-o", str(tmp_path / "out"))
+    assert out.exit_code == 2, out.output
+    assert f"{m}:1: the audio path has a NUL character" in out.output
+    assert isinstance(out.exception, SystemExit)  # a clean exit, not a raised error
+
+
+def test_outputs_that_cannot_be_written_name_the_output_and_leave_none(tmp_path, fake_cli):
+    two_bursts(tmp_path / "x.wav")
+    two_bursts(tmp_path / "y.wav")
+    (tmp_path / "out" / "x.tsv").mkdir(parents=True)  # in the way, as a full disk would be
+    out = invoke("transcribe", str(tmp_path), "-f", "all", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert f"{tmp_path / 'out' / 'x.tsv'}: cannot write: " in out.output
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["x.tsv"] + [f"y.{e}" for e in ("json", "keyed", "srt", "tsv", "txt", "vtt")]
+
+
+def test_a_broken_wav_header_is_described_in_words(tmp_path, fake_cli):
+    (tmp_path / "bad.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEfmt ")
+    out = invoke("transcribe", str(tmp_path / "bad.wav"), "-o", str(tmp_path / "out"))
+    assert out.exit_code == 1, out.output
+    assert "bad.wav: cannot decode audio: Invalid data found when processing input" in out.output
+    assert "Errno" not in out.output
+
+
+def test_process_substitution_is_refused_before_a_model_loads(tmp_path):
+    two_bursts(tmp_path / "x.wav")
+    shell = f"{sys.executable} -m sbasr transcribe <(cat {tmp_path / 'x.wav'})"
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 2, run.stderr
+    assert "not a regular file (a FIFO or pipe)" in run.stderr.splitlines()[0]
+    assert list(tmp_path.iterdir()) == [tmp_path / "x.wav"]
+
+
+# stopping: a closed pipe, Ctrl-C -----------------------------------------------------------
+
+
+def test_a_closed_stdout_stops_the_batch_quietly(tmp_path, fake_vad, monkeypatch):
+    from sbasr.asr.runner import run_batch
+    from sbasr.asr.writers import writers_for
+
+    class ClosedPipe:
+        def write(self, text):
+            raise BrokenPipeError(32, "Broken pipe")
+
+        def flush(self):
+            pass
+
+    paths = [two_bursts(tmp_path / f"{i}.wav") for i in range(4)]
+    recordings, _ = sbasr.asr.inputs.expand_inputs(paths)
+    engine = FakeEngine()
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    result = run_batch(
+        recordings, engine, TranscribeOptions(), writers_for("txt"), None, to_stdout=True
+    )
+    assert result.broken_pipe and not result.failures and result.done == 0
+    assert len(engine.decoded) < 8  # not every recording decoded
+
+
+def test_ctrl_c_says_what_was_finished_and_how_to_go_on(tmp_path, fake_cli):
+    for i in range(3):
+        two_bursts(tmp_path / f"{i}.wav")
+    decode = fake_cli.decode
+
+    def interrupted(audio, spans, options):
+        if len(fake_cli.decoded) >= 2:  # the first recording is done
+            raise KeyboardInterrupt
+        yield from decode(audio, spans, options)
+
+    fake_cli.decode = interrupted
+    out = invoke("transcribe", str(tmp_path), "-f", "keyed", "-o", str(tmp_path / "out"))
+    assert out.exit_code == 130, out.output
+    assert "1 transcribed" in out.output
+    assert "interrupted: 2 of 3 recordings not done" in out.output
+    assert "--skip-existing" in out.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.keyed"]

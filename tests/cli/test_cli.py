@@ -187,3 +187,20 @@ def test_readme_score_example_prints_what_the_readme_shows(tmp_path):
         out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         assert [ln.rstrip() for ln in out.stdout.splitlines()] == block[at + 1 : end]
+
+
+@pytest.mark.parametrize("which", ["hyp", "ref", "link"])
+def test_score_alignments_never_overwrite_an_input(tmp_path, which):
+    hyp = tmp_path / "hyp.txt"
+    ref = tmp_path / "ref.txt"
+    hyp.write_text("u1 a b c\n")
+    ref.write_text("u1 a b d\n")
+    target = {"hyp": hyp, "ref": ref, "link": tmp_path / "link.txt"}[which]
+    if which == "link":
+        target.symlink_to(ref)
+    before = (hyp.read_bytes(), ref.read_bytes())
+    run = run_cli("score", str(hyp), str(ref), "--alignments", str(target))
+    assert run.returncode == 2, run.stderr
+    (line,) = run.stderr.splitlines()
+    assert line.startswith(f"sbasr: error: {target}: --alignments would overwrite the ")
+    assert (hyp.read_bytes(), ref.read_bytes()) == before

@@ -6,6 +6,8 @@ import dataclasses
 import gc
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -333,3 +335,53 @@ def test_the_table_never_cuts_counts_short_in_a_narrow_terminal():
     text = out.getvalue()
     assert "1,234,567" in text and "…" not in text
     assert "English (en)" in text and "WER" in text
+
+
+@pytest.mark.parametrize("sep", ["\u2028", "\u2029", "\x85", "\x0c", "\x0b", "\x1c"])
+def test_keyed_lines_end_at_newline_alone(tmp_path, sep):
+    # A line separator inside a transcript is whitespace between words, as meeteval reads it.
+    ref = write_keyed(tmp_path / "ref", [("u1", "one two three four"), ("u2", "five six")])
+    hyp = tmp_path / "hyp"
+    hyp.write_text(f"u1 one two{sep}three four\nu2 five six\n", "utf-8")
+    r = score(hyp, ref)
+    assert (r.ids, r.pooled.errors, r.extra) == (["u1", "u2"], 0, [])
+    rows = tmp_path / "hyp.jsonl"
+    rows.write_text(
+        json.dumps({"id": "u1", "text": f"one two{sep}three four"}, ensure_ascii=False) + "\n",
+        "utf-8",
+    )
+    assert score(rows, {"u1": "one two three four"}).pooled.errors == 0
+    assert read_transcripts(hyp, by_line=True).texts[0] == f"u1 one two{sep}three four"
+
+
+def test_both_files_empty_is_an_error(tmp_path):
+    (tmp_path / "hyp").write_text("")
+    (tmp_path / "ref").write_text("")
+    with pytest.raises(SbasrError, match="no hypothesis id matches a reference id"):
+        score(tmp_path / "hyp", tmp_path / "ref")
+    run = run_cli("score", str(tmp_path / "hyp"), str(tmp_path / "ref"))
+    assert run.returncode == 2 and "n/a" not in run.stdout
+    (line,) = run.stderr.splitlines()
+    assert line.startswith(f"sbasr: error: {tmp_path / 'hyp'}: no hypothesis id matches")
+
+
+@pytest.mark.parametrize("lines", [3, 30_000])  # the ordinary path, and the one in parts
+def test_a_pipe_is_read_once(tmp_path, lines):
+    pairs = [(f"u{i:06d}", f"w{i} x y") for i in range(lines)]
+    ref = write_keyed(tmp_path / "ref", pairs)
+    hyp = write_keyed(tmp_path / "hyp", [*pairs[:-1], (pairs[-1][0], "w x")])
+    want = score(hyp, ref).pooled
+    shell = f"{sys.executable} -m sbasr score --json <(cat {hyp}) <(cat {ref})"
+    run = subprocess.run(["bash", "-c", shell], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    got = json.loads(run.stdout)["pooled"]
+    assert (got["utterances"], got["errors"]) == (lines, want.errors) and want.errors == 2
+    with open(hyp) as stdin:
+        run = subprocess.run(
+            [sys.executable, "-m", "sbasr", "score", "--json", "/dev/stdin", str(ref)],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+        )
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout)["pooled"]["utterances"] == lines

@@ -91,7 +91,15 @@ def test_the_cut_falls_between_the_same_lines_of_both_files(tmp_path, rows):
         assert hyp_ids == [line.split()[0] for line in ref_text.splitlines()]
         firsts.append(len(hyp_ids))
     assert sum(firsts) == len(rows) and min(firsts) > len(rows) // 5
-    assert not parts.hyp.startswith(codecs.BOM_UTF8)
+    assert parts.cuts[0][0].start == len(codecs.BOM_UTF8)  # the BOM is not text
+    # read in blocks, the parts are the same lines of both files, each once
+    for cut in parts.cuts:
+        blocks = list(parts.blocks(cut, size=64))
+        assert len(blocks) > 2
+        for hyp_text, ref_text in blocks:
+            hyp_ids = [line.split()[0] for line in hyp_text.splitlines()]
+            assert hyp_ids == [line.split()[0] for line in ref_text.splitlines()]
+        assert "".join(r for _, r in blocks) == parts.texts(cut)[1]
 
 
 def shuffled(lines):
@@ -158,3 +166,43 @@ def test_the_cli_scores_a_large_set_in_parts_alike(tmp_path):
     out = run_cli("score", str(hyp), str(ref), "--json", "--jobs", "2")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == score(hyp, ref, jobs=1).to_dict()
+
+
+def test_large_files_are_counted_a_block_at_a_time(tmp_path, monkeypatch):
+    import builtins
+
+    import sbasr.scoring.file_parts
+
+    pairs = [(f"u{i:06d}", ref, hyp) for i, (_, _, ref, hyp) in enumerate(random_pairs(20_000))]
+    hyp = write(tmp_path / "hyp", [f"{k} {h}".rstrip() for k, _, h in pairs])
+    ref = write(tmp_path / "ref", [f"{k} {r}".rstrip() for k, r, _ in pairs])
+    expected = summary_fields(score(hyp, ref, jobs=1))
+    reads: list[int] = []
+
+    class Recorded:
+        def __init__(self, file):
+            self.file = file
+
+        def read(self, n=-1):
+            data = self.file.read(n)
+            reads.append(len(data))
+            return data
+
+        def __getattr__(self, name):
+            return getattr(self.file, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+    monkeypatch.setattr(sbasr.scoring.file_parts, "BLOCK", 1 << 16)
+    recorded = lambda *a: Recorded(builtins.open(*a))  # noqa: E731, SIM115
+    monkeypatch.setattr(sbasr.scoring.file_parts, "open", recorded, raising=False)
+    monkeypatch.setattr(api, "_MIN_STREAMED", 1000)
+    monkeypatch.setattr(api, "_score", None)  # never the ordinary way, which reads all
+    for jobs in (1, 2):
+        reads.clear()
+        assert summary_fields(score_summary(hyp, ref, jobs=jobs)) == expected
+        assert max(reads) <= 1 << 16 and sum(reads) >= hyp.stat().st_size  # read it all

@@ -12,17 +12,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.errors import SbasrError
+from ..io.audio import check_regular
 from ..io.manifests import (
     AUDIO_SUFFIXES,
     MANIFEST_SUFFIXES,
     Utterance,
     find_audio,
+    irregular_audio,
     is_kaldi_dir,
     path_language,
     read_jsonl,
     read_kaldi,
     read_mlcslm_file,
     recording_id,
+    single_token,
 )
 from .segments import Span
 
@@ -60,7 +63,13 @@ def expand_inputs(
             recordings += _expand(path, oracle_segments)
         except SbasrError as e:
             problems.append((str(path), str(e)))
-    return _unique_ids(recordings), problems
+        if path.is_dir():
+            problems += [
+                (str(p), f"{p}: not a regular file (a FIFO, device or socket): skipped")
+                for p in irregular_audio(path)
+            ]
+    recordings, clashes = _unique_ids(recordings)
+    return recordings, problems + clashes
 
 
 def _expand(path: Path, oracle: bool) -> list[Recording]:
@@ -72,6 +81,7 @@ def _expand(path: Path, oracle: bool) -> list[Recording]:
         return _recordings(read_jsonl(path), str(path))
     if not path.exists():
         raise SbasrError(f"{path}: no such file")
+    check_regular(path)
     return [_audio_file(path, path.parent, str(path), oracle)]
 
 
@@ -89,6 +99,7 @@ def _audio_file(path: Path, root: Path, source: str, oracle: bool) -> Recording:
 def _recordings(rows: list[Utterance], source: str) -> list[Recording]:
     """Rows grouped by audio file: rows with times become that file's oracle spans, a row
     without is a whole file of its own (segmented by VAD)."""
+    _check_unique_rows(rows, source)
     by_audio: dict[str, Recording] = {}
     for row in rows:
         if not row.audio:
@@ -110,27 +121,75 @@ def _recordings(rows: list[Utterance], source: str) -> list[Recording]:
     return list(by_audio.values())
 
 
+def _check_unique_rows(rows: list[Utterance], source: str) -> None:
+    """Two rows of one manifest never share an id: each is a key of the keyed output (and
+    names a file for a row without times), and a shared one would lose a transcript."""
+    seen: set[str] = set()
+    for row in rows:
+        if row.id in seen:
+            raise SbasrError(
+                f"{source}: id {row.id!r} is given to more than one row; every row needs its own id"
+            )
+        seen.add(row.id)
+
+
 def _span(row: Utterance) -> Span:
     assert row.start is not None and row.end is not None, "a row with times"
     return Span(row.start, row.end, row.channel, row.speaker, row.id, row.language)
 
 
-def _unique_ids(recordings: list[Recording]) -> list[Recording]:
+def _unique_ids(
+    recordings: list[Recording],
+) -> tuple[list[Recording], list[tuple[str, str]]]:
     """Recordings of different files never share an id (their outputs would overwrite
-    each other in one --output-dir): clashing ones are named by as many of their parent
+    each other in one --output-dir), and (path, problem) for those left out.
+
+    The same recording given twice (a file or manifest named twice) is transcribed once.
+    A derived id (an audio file's name) that clashes is named by as many of its parent
     directories as it takes, e.g. en/activated.wav and fr/activated.wav -> en-activated,
-    fr-activated."""
+    fr-activated. The id of a manifest row without times is its key in the keyed output
+    and is never changed: a second recording with that id is left out and reported.
+    """
+    unique: dict[tuple, Recording] = {}
+    for rec in recordings:
+        spans = None if rec.spans is None else tuple(rec.spans)
+        unique.setdefault((rec.id, rec.path, rec.utterance, spans), rec)
+    recordings = list(unique.values())
+    keys = {r.id for r in recordings if r.utterance}
     by_id: dict[str, set[str]] = {}
     for rec in recordings:
-        by_id.setdefault(rec.id, set()).add(rec.path)
+        if not rec.utterance:
+            by_id.setdefault(rec.id, set()).add(rec.path)
     renamed: dict[tuple[str, str], str] = {}
     for rid, paths in by_id.items():
-        if len(paths) < 2:
+        if len(paths) < 2 and rid not in keys:
             continue
-        parts = {p: Path(p).with_suffix("").parts for p in paths}
+        parts = {p: Path(p).resolve().with_suffix("").parts for p in paths}
+        names = {p: rid for p in paths}
         for depth in range(2, max(len(v) for v in parts.values()) + 1):
-            names = {p: "-".join(v[-depth:]).lstrip("/-") for p, v in parts.items()}
-            if len(set(names.values())) == len(names):
+            names = {p: single_token("-".join(v[-depth:]).lstrip("/-")) for p, v in parts.items()}
+            values = list(names.values())
+            if len(set(values)) == len(values) and not keys.intersection(values):
                 break
         renamed.update({(rid, p): name for p, name in names.items()})
-    return [replace(r, id=renamed.get((r.id, r.path), r.id)) for r in recordings]
+    out: list[Recording] = []
+    problems: list[tuple[str, str]] = []
+    owner: dict[str, Recording] = {}
+    for rec in recordings:
+        if not rec.utterance:  # a row's own id is its key: never renamed
+            rec = replace(rec, id=renamed.get((rec.id, rec.path), rec.id))
+        first = owner.get(rec.id)
+        if first is None:
+            owner[rec.id] = rec
+            out.append(rec)
+            continue
+        where = rec.source if rec.utterance else rec.path
+        other = f"{first.source} ({first.path})" if first.utterance else first.path
+        problems.append(
+            (
+                rec.path,
+                f"{where}: id {rec.id!r} is already the id of {other}; ids name the output "
+                "files, so no two recordings may share one",
+            )
+        )
+    return out, problems

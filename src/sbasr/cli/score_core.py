@@ -104,6 +104,8 @@ def run_score(
     from ..scoring.api import score, score_summary
 
     try:
+        if alignments is not None:
+            check_not_an_input(alignments, {"hypothesis": hyp, "reference": ref})
         # the table needs the counts alone; the alignments need every utterance
         report = (score if alignments is not None else score_summary)(
             hyp,
@@ -133,3 +135,21 @@ def run_score(
 
     render_table(report, Console())
     return 0
+
+
+def check_not_an_input(output: Path, inputs: dict[str, Path]) -> None:
+    """Refuse to write `output` where it is one of `inputs` (what -> path): the same
+    path, or another name of the same file (a link, `./`, `/dev/fd/N`).
+
+    Raises:
+        SbasrError: `output` is one of the inputs.
+    """
+    for what, path in inputs.items():
+        try:
+            same = output.resolve() == path.resolve() or os.path.samefile(output, path)
+        except (OSError, ValueError):  # one does not exist (yet): not the same file
+            same = False
+        if same:
+            raise SbasrError(
+                f"{output}: --alignments would overwrite the {what} file {path}; name another file"
+            )

@@ -66,7 +66,7 @@ def transcribe(
     from ..asr.engines import registry
     from ..asr.inputs import MANIFEST_SUFFIXES, expand_inputs
     from ..asr.options import options_from
-    from ..asr.runner import check_output_dir, report_warnings, run_batch
+    from ..asr.runner import check_ids, check_output_dir, report_warnings, run_batch
     from ..asr.shards import ShardRecord, parse_shard, split, torchrun_shard
     from ..asr.writers import check_stdout, writers_for
 
@@ -88,11 +88,13 @@ def transcribe(
         raise fail(e) from None
     err = Console(stderr=True)
     recordings, problems = expand_inputs(files, oracle_segments=segments)
+    dash = output_dir is not None and str(output_dir) == "-"
+    recordings, bad_ids = check_ids(recordings, to_files=not dash)
+    problems += bad_ids
     for _, message in problems:
         err.print(f"[red]sbasr: error:[/] {escape(message)}", soft_wrap=True, highlight=False)
     if not recordings:
         raise typer.Exit(2)
-    dash = output_dir is not None and str(output_dir) == "-"
     try:  # where outputs go is checked before anything loads or is decoded
         if dash:
             check_stdout(output_format.value, len(recordings))
@@ -130,6 +132,12 @@ def transcribe(
         record=record,
         indices=indices,
     )
+    if result.broken_pipe:  # `-o - | head`: stop quietly, as other Unix tools do
+        import os
+        import sys
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+        raise typer.Exit(141)
     failures = problems + result.failures
     rtf = f"{result.rtf:.3f}" if result.rtf is not None else "n/a"
     who = f"shard {part[0]}/{part[1]}: " if part else ""
@@ -144,6 +152,15 @@ def transcribe(
         err.print("failed:", highlight=False)
         for _, message in failures:
             err.print(f"  {escape(message)}", soft_wrap=True, highlight=False)
+    if result.interrupted:
+        left = len(mine) - result.done - result.skipped - len(result.failures)
+        err.print(
+            f"interrupted: {left} of {len(mine)} recordings not done; what was finished is "
+            "written: to go on, run the same command again with --skip-existing",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130)
     merged_ok = True
     if ranks:  # every rank done: rank 0 joins the shards' outputs
         assert output_dir is not None

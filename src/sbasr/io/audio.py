@@ -7,6 +7,7 @@ more channels, so the resampling here keeps every channel when asked to.
 from __future__ import annotations
 
 import os
+import stat
 import struct
 import warnings
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Au
     is there without a word."""
     import av
 
+    check_regular(path)
     try:
         container = av.open(str(path))
     except FileNotFoundError:
@@ -77,6 +79,25 @@ def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Au
     return Audio(str(path), [np.ascontiguousarray(ch) for ch in data])
 
 
+def check_regular(path: str | os.PathLike[str]) -> None:
+    """Refuse what is not a regular file (a FIFO, `<(...)`, a device, a socket) before
+    opening it: decoding opens a file more than once, and a FIFO would block forever.
+
+    Raises:
+        SbasrError: `path` exists and is not a regular file.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return  # opening it says what is wrong
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        kind = "a FIFO or pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise SbasrError(
+            f"{path}: not a regular file ({kind}); audio is read more than once, so save "
+            "it to a file first"
+        )
+
+
 def truncated_wav(path: str | os.PathLike[str]) -> tuple[float, float] | None:
     """(seconds the header declares, seconds the file holds) of a WAV file cut short; None
     for a whole file, a header that declares no length (streamed WAV, RF64), or another
@@ -116,7 +137,10 @@ def _append(data: np.ndarray, filled: int, chunk: np.ndarray) -> tuple[np.ndarra
 
 
 def _reason(error: Exception) -> str:
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
+    # FFmpeg's errors carry its own codes as errno ("[Errno 1094995529] Invalid data ..."):
+    # the words alone say it.
+    text = getattr(error, "strerror", None) or str(error)
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_range(path: str | os.PathLike[str], start: float | None, end: float | None) -> np.ndarray:

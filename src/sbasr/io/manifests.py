@@ -175,6 +175,8 @@ def _jsonl_row(path: Path, number: int, row: dict) -> Utterance:
     audio = row.get("audio", row.get("audio_filepath"))
     if not audio or not isinstance(audio, str):
         raise SbasrError(f"{where}: no 'audio' (or 'audio_filepath') field")
+    if "\0" in audio:
+        raise SbasrError(f"{where}: the audio path has a NUL character")
     audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
     start = _number(where, row, "start", "offset")
     end = _number(where, row, "end")
@@ -262,6 +264,9 @@ def read_kaldi(root: str | os.PathLike[str]) -> list[Utterance]:
     every recording of wav.scp as a whole. Relative audio paths are from the directory."""
     root = Path(root)
     wavs = _kaldi_table(root / "wav.scp")
+    nul = next((k for k, v in wavs.items() if "\0" in k + v), None)
+    if nul is not None:
+        raise SbasrError(f"{root / 'wav.scp'}: the line of {nul!r} has a NUL character")
     pipes = [k for k, v in wavs.items() if v.endswith("|")]
     if pipes:
         raise SbasrError(f"{root / 'wav.scp'}: command pipes are not supported ({pipes[0]})")
@@ -319,11 +324,23 @@ def _kaldi_table(path: Path) -> dict[str, str]:
 
 
 def find_audio(root: Path) -> list[Path]:
-    """The audio files below `root`, in path order; none is an error."""
-    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    """The audio files below `root`, in path order; none is an error. Only regular files
+    count: a FIFO or device named like audio is left out (see `irregular_audio`), as
+    reading one would block."""
+    found = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not found:
         raise SbasrError(f"{root}: no audio files in this directory")
     return found
+
+
+def irregular_audio(root: Path) -> list[Path]:
+    """What `find_audio` leaves out below `root`: names of audio files that are not
+    regular files (FIFOs, devices, sockets), in path order."""
+    return sorted(
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_SUFFIXES and not p.is_file() and not p.is_dir() and p.exists()
+    )
 
 
 def read_mlcslm_dir(root: str | os.PathLike[str]) -> list[Utterance]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -85,8 +86,10 @@ def score_summary(
     several `jobs`, are scored part by part, each process reading only its own lines of
     each (`file_parts`); anything else is scored as `score` does it."""
     _check_names(normalize, unit)
+    # A pipe (`<(...)`, /dev/stdin) can be read only once: it is read here, whole.
+    hypothesis, reference = _read_pipe(hypothesis, by_line), _read_pipe(reference, by_line)
     with gc_paused():
-        if not by_line and jobs > 1:
+        if not by_line:
             summary = _summary_in_parts(
                 hypothesis, reference, language, language_from_key, normalize, unit, jobs
             )
@@ -150,9 +153,10 @@ def _score(
     extra = [uid for uid in hyp.ids if uid not in ref_ids]
     if strict and (missing or extra):
         raise SbasrError(_mismatch_message(hyp.path, ref.path, missing, extra))
-    if len(missing) == len(ids) and (ids or hyp.ids):
-        # Nothing matched: the files use other ids (or one is empty). Scoring it would
-        # report a 100% error rate that is really a mistake in the inputs.
+    if len(missing) == len(ids):
+        # Nothing matched: the files use other ids (or one or both are empty). Scoring it
+        # would report a 100% error rate (or none at all) that is really a mistake in the
+        # inputs.
         raise SbasrError(_no_match_message(hyp, ref))
 
     langs = _languages(ref, hyp, language, language_from_key)
@@ -184,6 +188,8 @@ def _score(
 
 
 _MIN_PER_JOB = 20_000  # below this a fork costs more than it saves
+# Past this many utterances even one job scores two keyed files in blocks, for memory.
+_MIN_STREAMED = 1_000_000
 
 
 def _check_names(normalize: str, unit: str | None) -> None:
@@ -232,7 +238,9 @@ def _summary_in_parts(
     if not all(isinstance(s, (str, os.PathLike)) for s in (hypothesis, reference)):
         return None
     code = _language_code(language) if language else None
-    parts = cut_alike(hypothesis, reference, jobs, _MIN_PER_JOB)
+    # With one job, only a set too large to hold is read in blocks, in this process.
+    least = _MIN_PER_JOB if jobs > 1 else _MIN_STREAMED
+    parts = cut_alike(hypothesis, reference, max(1, jobs), least)
     if parts is None:
         return None
     job = partial(_count_part, parts, code, language_from_key, normalize, unit)
@@ -263,26 +271,41 @@ def _count_part(
     unit: str | None,
     cut: tuple[slice, slice],
 ) -> _PartCounts | None:
-    """One part of both files read, checked and counted: the work of one process. None
-    where the part's two sides do not list the same ids in the same order once each."""
+    """One part of both files read, checked and counted, a block of lines at a time (the
+    memory of one block, whatever the files' size): the work of one process. None where
+    the part's two sides do not list the same ids in the same order once each."""
+    rows: list[ErrorCounts] = []
+    hashes: list[np.ndarray] = []
     try:
-        hyp_text, ref_text = parts.texts(cut)
+        for hyp_text, ref_text in parts.blocks(cut):
+            hyp_ids, hyp_texts = keyed_rows(hyp_text)
+            ids, ref_texts = keyed_rows(ref_text)
+            if hyp_ids != ids:
+                return None
+            if not ids:
+                continue
+            # as `_languages` finds them for keyed files: the flag's, else the key's
+            if code or not language_from_key:
+                langs: list[str | None] = [code] * len(ids)
+            else:
+                langs = [lang_mod.from_key(uid) for uid in ids]
+            unit_of = _units_of(langs, unit)
+            units = [unit_of[c] for c in langs]
+            counts = _count_chunk(
+                ref_texts, hyp_texts, langs, units, normalize, False, range(len(ids))
+            )
+            rows += _per_language(langs, unit_of, counts)
+            hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
     except UnicodeDecodeError:
         return None
-    hyp_ids, hyp_texts = keyed_rows(hyp_text)
-    ids, ref_texts = keyed_rows(ref_text)
-    if hyp_ids != ids or not ids or len(set(ids)) != len(ids):
+    if not hashes:
         return None
-    # as `_languages` finds them for keyed files: the flag's, else the key's, else none
-    if code or not language_from_key:
-        langs: list[str | None] = [code] * len(ids)
-    else:
-        langs = [lang_mod.from_key(uid) for uid in ids]
-    unit_of = _units_of(langs, unit)
-    units = [unit_of[c] for c in langs]
-    counts = _count_chunk(ref_texts, hyp_texts, langs, units, normalize, False, range(len(ids)))
-    hashes = np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids))
-    return _PartCounts(_per_language(langs, unit_of, counts), hashes)
+    # an id twice in the part is found with those of the other parts, by the caller
+    by_language: dict[str | None, list[ErrorCounts]] = {}
+    for row in rows:
+        by_language.setdefault(row.language, []).append(row)
+    merged = [_pooled(group, language) for language, group in by_language.items()]
+    return _PartCounts(merged, np.concatenate(hashes))
 
 
 def _chunks(texts: list[str], jobs: int) -> list[range]:
@@ -310,6 +333,18 @@ def _count_chunk(
     ref_norm = normalize_texts(refs[sl], langs[sl], normalize)
     hyp_norm = normalize_texts(hyps[sl], langs[sl], normalize)
     return count_texts(ref_norm, hyp_norm, units[sl], threads)
+
+
+def _read_pipe(source: TranscriptSource, by_line: bool) -> TranscriptSource:
+    """`source` read into `Transcripts` where it is a path to anything but a regular file
+    (a pipe, a terminal), which a second reader would find empty; else `source` as is."""
+    if not isinstance(source, (str, os.PathLike)):
+        return source
+    try:
+        regular = stat.S_ISREG(os.stat(source).st_mode)
+    except (OSError, ValueError):
+        return source  # the reader says what is wrong
+    return source if regular else _load(source, by_line)
 
 
 def _load(source: TranscriptSource, by_line: bool) -> Transcripts:

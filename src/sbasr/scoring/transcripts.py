@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 
 from ..core.errors import SbasrError
 from ..io.files import jsonl_rows, read_text
 from ..io.manifests import row_id, row_language, row_text
 
-# What str.splitlines() ends a line at.
-_LINE_BREAK = re.compile("[\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+# Lines end at "\n" alone (a "\r" before it is trailing whitespace), as Kaldi and meeteval
+# read them: str.splitlines() would also split at a form feed, U+0085 or U+2028 inside a
+# transcript.
 
 
 @dataclass
@@ -45,8 +45,7 @@ def is_jsonl(text: str) -> bool:
     with "{" is not enough: a keyed line's id may begin with one (`{noise} ...`)."""
     # The first line with text, found without splitting the whole file (10^5 lines).
     stripped = text.lstrip()
-    end = _LINE_BREAK.search(stripped)
-    first = stripped[: end.start()] if end else stripped
+    first = stripped.partition("\n")[0]
     if not first.lstrip().startswith("{"):
         return False  # the common keyed case, without a JSON parse
     try:
@@ -64,13 +63,21 @@ def _parse_keyed(path: str, text: str) -> Transcripts:
 def keyed_rows(text: str) -> tuple[list[str], list[str]]:
     """Ids and texts of keyed lines (`id text`), blank lines skipped."""
     # Comprehensions rather than a loop with appends: this runs over 10^5 lines.
-    rows = [line.split(None, 1) for line in text.splitlines()]
+    rows = [line.split(None, 1) for line in _lines(text)]
     if not all(rows):
         rows = [row for row in rows if row]  # blank lines
     ids = [row[0] for row in rows]
     # An id alone is a real utterance whose text is empty: it must be scored.
     texts = [row[1].rstrip() if len(row) == 2 else "" for row in rows]
     return ids, texts
+
+
+def _lines(text: str) -> list[str]:
+    """The lines of `text`, split at "\n" alone; a final "\n" ends the last line."""
+    lines = text.split("\n")
+    if not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _parse_jsonl(path: str, text: str) -> Transcripts:
@@ -91,7 +98,7 @@ def _parse_jsonl(path: str, text: str) -> Transcripts:
 
 
 def _parse_lines(path: str, text: str) -> Transcripts:
-    texts = [line.strip() for line in text.splitlines()]
+    texts = [line.strip() for line in _lines(text)]
     ids = [str(i) for i in range(1, len(texts) + 1)]
     return Transcripts(path, ids, texts)
 
@@ -103,7 +110,7 @@ def _check_unique(path: str, text: str, ids: list[str], jsonl: bool = False) -> 
     seen: set[str] = set()
     dupe = next(i for i in ids if i in seen or seen.add(i))  # type: ignore[func-returns-value]
     count = 0
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         if jsonl:
             hit = line.strip() and row_id(json.loads(line)) == dupe
         else:

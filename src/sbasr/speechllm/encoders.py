@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..core.errors import SbasrError
+from ..io.files import check_safetensors
 
 MEL_HOP = 160  # samples per Whisper log-mel frame at 16 kHz
 _GPU_WIDTH_STEP = 200  # mel frames: 2 s
@@ -128,6 +129,7 @@ class HubertSpeechEncoder(nn.Module):
     def load(cls, source: str) -> HubertSpeechEncoder:
         from transformers import AutoConfig, AutoModel
 
+        check_safetensors(source)
         try:
             config = AutoConfig.from_pretrained(source)
             model = AutoModel.from_pretrained(source)

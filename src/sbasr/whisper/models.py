@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ..core.constants import DEFAULT_QUANTIZATION
 from ..core.errors import SbasrError
+from ..io.files import check_safetensors
 
 DEFAULT_MODEL = "base"
 _CT2_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json")
@@ -82,6 +83,7 @@ def resolve_model(model: str) -> str:
         if is_ct2_dir(path / "ct2"):  # an exported (or fine-tuned and exported) model
             return str(path / "ct2")
         if is_transformers_whisper(path):
+            check_safetensors(path)
             return str(_converted(path))
         raise SbasrError(
             f"{model}: neither a CTranslate2 model (model.bin) nor a transformers "
@@ -219,6 +221,7 @@ def transformers_model(name: str) -> str:
     path = Path(name).expanduser()
     if path.exists():
         if is_transformers_whisper(path):
+            check_safetensors(path)
             return str(path)
         raise SbasrError(f"{name}: not a transformers Whisper directory")
     if "/" not in name:

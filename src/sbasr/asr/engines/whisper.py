@@ -83,9 +83,15 @@ class WhisperEngine:
             return
         # faster-whisper computes features for all the audio it is given at once (GBs for
         # an hour), so long recordings go in windows of a few minutes, each prompted with
-        # the text before it.
+        # the text before it. A span that overlaps an earlier one starts a call of its
+        # own, unprompted: faster-whisper would go on from the end of the earlier clip (and
+        # prompted with its words, drop those they share).
         prompt = options.initial_prompt
+        reach = 0.0  # the latest end of the spans decoded so far
         for group in _windows(spans):
+            if group[0].start < reach:
+                prompt = options.initial_prompt
+            reach = max(reach, *(s.end for s in group))
             first = int(group[0].start * SAMPLE_RATE)
             offset = first / SAMPLE_RATE
             piece = audio[first : int(group[-1].end * SAMPLE_RATE) + 1]
@@ -280,12 +286,16 @@ _WINDOW = 300.0  # seconds of audio per faster-whisper call in sequential decodi
 
 
 def _windows(spans: list[Span]) -> Iterator[list[Span]]:
+    """Spans in groups for one faster-whisper call each: up to `_WINDOW` seconds, and a
+    new group at each span that starts before an earlier one ends."""
     group: list[Span] = []
+    reach = 0.0
     for span in spans:
-        if group and span.end - group[0].start > _WINDOW:
+        if group and (span.end - group[0].start > _WINDOW or span.start < reach):
             yield group
             group = []
         group.append(span)
+        reach = max(reach, span.end)
     if group:
         yield group
 
