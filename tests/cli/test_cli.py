@@ -173,10 +173,8 @@ def _docs_console_block(page: str, first: str) -> list[str]:
 
 
 def test_docs_score_example_prints_what_the_docs_show(tmp_path):
-    block = _docs_console_block(
-        "scoring.md",
-        "$ sbasr score examples/hyp.txt examples/ref.txt --language-from-key --alignments align.txt"
-    )
+    first = "$ sbasr score examples/hyp.txt examples/ref.txt --language-from-key"
+    block = _docs_console_block("scoring.md", f"{first} --alignments align.txt")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     steps = [i for i, ln in enumerate(block) if ln.startswith("$ ")] + [len(block)]
     # Wide enough for the table as the docs show it; rich wraps headers below that.
