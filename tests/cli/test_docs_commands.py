@@ -75,3 +75,21 @@ def test_each_example_uses_options_its_command_has(page, args):
         if word.startswith("-") and word != "-":
             flag = word.split("=")[0]
             assert flag in names, f"{page}: `sbasr {args[0]}` has no option {flag}"
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation but - and _ dropped."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("page", [*PAGES, ROOT / "benchmarks" / "README.md"], ids=str)
+def test_relative_links_lead_to_files_and_headings_that_exist(page):
+    for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text("utf-8")):
+        if "://" in target:
+            continue
+        path, _, anchor = target.partition("#")
+        linked = (page.parent / path).resolve() if path else page
+        assert linked.exists(), f"{page.name}: {target}"
+        if anchor:
+            headings = re.findall(r"^#+ (.+)$", linked.read_text("utf-8"), re.M)
+            assert anchor in {_anchor(h) for h in headings}, f"{page.name}: {target}"
