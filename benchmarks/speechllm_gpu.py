@@ -1,20 +1,36 @@
-"""The Speech-LLM on a GPU, with no model files: random weights at realistic sizes.
+"""The Speech-LLM on a GPU: correctness checks in bfloat16, and speed with a trained model.
 
-1. bf16 on CUDA, two encoders, two fusions: a batch vs each utterance alone.
-2. `finetune_speechllm` (both stages, the Trainer, checkpoint averaging) on CUDA.
-3. Speed at Whisper-base / SmolLM2-135M sizes: the encoder on true lengths vs padded to
-   30 s; batched (8) vs one-at-a-time decoding, every utterance writing the same 40 tokens.
-4. Training throughput of stage 2 (projector + LLM LoRA) under bf16 autocast.
+    python benchmarks/speechllm_gpu.py checks OUT [--device cuda] [--steps 30]
+    python benchmarks/speechllm_gpu.py speed OUT --model DIR --data TEST.jsonl [--device cuda]
 
-Random weights need no model files carried to the GPU machine, only a tokenizer directory
-(tiny.en's: 3.5 MB). The real models go there in parts: benchmarks/speechllm_gpu_real.py.
+`checks` needs no model files: small randomly initialised parts (a Whisper encoder with
+tiny.en's tokenizer, a layer-norm HuBERT, a Llama) on `--device`, in bfloat16 on CUDA.
+  1. Two encoders, fused by concat and by gated-bi-cross-concat: each utterance of a batch
+     against the same utterance alone (largest difference of the speech embeddings, and
+     how many greedy transcripts are identical).
+  2. `sbasr finetune --arch speechllm` (both stages, the Trainer, checkpoint averaging) on
+     the device, on noise clips written as WAV files: its time and training losses. The
+     trained model is left in OUT/run, the clips' manifest in OUT/data.jsonl.
 
-    python benchmarks/speechllm_gpu.py OUT_DIR [TOKENIZER_DIR]   # DEV=cpu to try it here
-    ONLY_SPEED=1 python benchmarks/speechllm_gpu.py OUT_DIR       # parts 3 and 4
+`speed` times a trained Speech-LLM (DIR, e.g. the comparison's paper-recipe model from
+benchmarks/compare/run.py --work) on a manifest's utterances (e.g. that run's
+data/test.jsonl), in one run:
+  1. the engine as a user runs it (`sbasr.transcribe`, greedy), batches of 8 against one
+     utterance at a time, with how many texts are identical;
+  2. stage-2 training steps (projector and LLM LoRA) of a fresh model of the same make
+     (`--encoder`, `--llm`) on 8 of the utterances, under bf16 autocast on CUDA.
+
+Results go to OUT/checks.json or OUT/speed.json and are printed. The comparison's
+Speech-LLM rows themselves train on a GPU with `benchmarks/compare/run.py --precision bf16
+--only Speech-LLM` (see benchmarks/README.md).
 """
 
+from __future__ import annotations
+
+import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,49 +38,62 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, "src")
-from transformers import (
-    HubertConfig,
-    HubertModel,
-    LlamaConfig,
-    LlamaForCausalLM,
-    PreTrainedTokenizerFast,
-    WhisperConfig,
-    WhisperFeatureExtractor,
-    WhisperModel,
-)
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "src"))
 
-import sbasr.training.data as data
-import sbasr.training.dataset as training
-from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
-
-OUT = Path(sys.argv[1])
-DEV = os.environ.get("DEV", "cuda")
-sync = torch.cuda.synchronize if DEV == "cuda" else (lambda: None)
-work = Path("/tmp/gpucheck")
-work.mkdir(exist_ok=True)
-tok = PreTrainedTokenizerFast.from_pretrained(sys.argv[2] if len(sys.argv) > 2 else ".gpu/tok")
-print(torch.cuda.get_device_name() if DEV == "cuda" else "cpu", torch.__version__, flush=True)
-results = {}
+SAMPLE_RATE = 16_000
 
 
-def parts(d_model, layers, llm_hidden, llm_layers, heads, name):
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def _timed(device: str, fn):
+    _sync(device)
+    start = time.perf_counter()
+    out = fn()
+    _sync(device)
+    return time.perf_counter() - start, out
+
+
+def _noise(seconds: list[float], seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [(0.1 * rng.standard_normal(int(SAMPLE_RATE * s))).astype(np.float32) for s in seconds]
+
+
+def tiny_parts(root: Path) -> dict[str, str]:
+    """Random Whisper, HuBERT and Llama directories under `root`, with tiny.en's tokenizer."""
+    from transformers import (
+        AutoTokenizer,
+        HubertConfig,
+        HubertModel,
+        LlamaConfig,
+        LlamaForCausalLM,
+        WhisperConfig,
+        WhisperFeatureExtractor,
+        WhisperModel,
+    )
+
+    from sbasr.whisper.models import transformers_dir
+
+    tok = AutoTokenizer.from_pretrained(transformers_dir("tiny.en"))
     torch.manual_seed(0)
-    wc = WhisperConfig(
-        d_model=d_model,
-        encoder_layers=layers,
+    whisper = WhisperConfig(
+        d_model=64,
+        encoder_layers=2,
         decoder_layers=1,
-        encoder_attention_heads=heads,
-        decoder_attention_heads=heads,
-        encoder_ffn_dim=4 * d_model,
-        decoder_ffn_dim=4 * d_model,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=256,
+        decoder_ffn_dim=256,
         vocab_size=len(tok),
         num_mel_bins=80,
     )
-    w = work / f"{name}-whisper"
-    WhisperModel(wc).save_pretrained(w)
-    WhisperFeatureExtractor(feature_size=80).save_pretrained(w)
-    hc = HubertConfig(
+    WhisperModel(whisper).save_pretrained(root / "whisper")
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(root / "whisper")
+    tok.save_pretrained(root / "whisper")
+    hubert = HubertConfig(
         hidden_size=64,
         num_hidden_layers=1,
         num_attention_heads=2,
@@ -75,198 +104,197 @@ def parts(d_model, layers, llm_hidden, llm_layers, heads, name):
         feat_extract_norm="layer",
         do_stable_layer_norm=True,
     )
-    h = work / f"{name}-hubert"
-    HubertModel(hc).save_pretrained(h)
-    lc = LlamaConfig(
+    HubertModel(hubert).save_pretrained(root / "hubert")
+    llm = LlamaConfig(
         vocab_size=len(tok),
-        hidden_size=llm_hidden,
-        intermediate_size=int(llm_hidden * 8 / 3) // 64 * 64,
-        num_hidden_layers=llm_layers,
-        num_attention_heads=9 if llm_hidden == 576 else 2,
-        num_key_value_heads=3 if llm_hidden == 576 else 1,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
     )
-    llm = work / f"{name}-llm"
-    LlamaForCausalLM(lc).save_pretrained(llm)
-    tok.save_pretrained(llm)
-    return str(w), str(h), str(llm)
+    LlamaForCausalLM(llm).save_pretrained(root / "llm")
+    tok.save_pretrained(root / "llm")
+    return {name: str(root / name) for name in ("whisper", "hubert", "llm")}
 
 
-rng = np.random.default_rng(0)
-audio = [
-    (0.1 * rng.standard_normal(int(16000 * s))).astype(np.float32)
-    for s in rng.uniform(1.0, 8.0, 64)
-]
+def checks(out: Path, device: str, steps: int) -> dict:
+    import soundfile as sf
 
-fusions = () if os.environ.get("ONLY_SPEED") else ("concat", "gated-bi-cross-concat")
-# 1. correctness on CUDA, bf16, two encoders, every fusion
-w, h, llm = parts(64, 2, 64, 2, 2, "tiny")
-for fusion in fusions:
-    cfg = SpeechLLMConfig(encoder=w, encoder2=h, fusion=fusion, llm=llm, fusion_heads=2)
-    m = SpeechLLM.build(cfg)
-    m.set_stage(2)
-    m = m.to(DEV, torch.bfloat16).eval()
-    with torch.no_grad():
-        e, n = m.encode(audio[:4])
-        diffs = []
-        for i in range(4):
-            e1, n1 = m.encode([audio[i]])
-            diffs.append((e1[0, : n1[0]].float() - e[i, : n[i]].float()).abs().max().item())
-    b = m.transcribe(audio[:4], ["en", "fr", "de", "es"], 8)
-    s = [m.transcribe([a], [lang], 8)[0] for a, lang in zip(audio[:4], ["en", "fr", "de", "es"])]
-    results[f"cuda_bf16_{fusion}"] = {
-        "max_diff_batch_vs_alone": max(diffs),
-        "same_transcripts": sum(x == y for x, y in zip(b, s)),
-    }
-    print(fusion, results[f"cuda_bf16_{fusion}"], flush=True)
+    from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
 
-if not os.environ.get("ONLY_SPEED"):
-    # 2. training on CUDA under the Trainer (bf16 auto), both stages, resume-able output
-    arrays = {}
-    rows = []
-    for i, a in enumerate(audio[:24]):
-        arrays[f"u{i}"] = a
-        rows.append(
-            {
-                "id": f"u{i}",
-                "audio": str(work / f"u{i}.npy"),
-                "text": f"number {i} please",
-                "language": "en",
-            }
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    parts = tiny_parts(out / "parts")
+    audio = _noise(list(np.random.default_rng(0).uniform(1.0, 8.0, 24)))
+    languages = ["en", "fr", "de", "es"]
+    results: dict = {"device": _device_name(device), "dtype": str(dtype).removeprefix("torch.")}
+    for fusion in ("concat", "gated-bi-cross-concat"):
+        config = SpeechLLMConfig(
+            encoder=parts["whisper"],
+            encoder2=parts["hubert"],
+            fusion=fusion,
+            llm=parts["llm"],
+            fusion_heads=2,
         )
-        np.save(work / f"u{i}.npy", a)
-    (work / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:20]))
-    (work / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[20:]))
-    data._probe = lambda p: len(np.load(p)) / 16000
-    training.load_example_audio = lambda ex: np.load(ex.audio)
-    from sbasr.training.speechllm import finetune_speechllm
-    from sbasr.training.speechllm_options import SpeechLLMOptions
+        torch.manual_seed(1)
+        model = SpeechLLM.build(config)
+        model.set_stage(2)
+        model = model.to(device, dtype).eval()
+        with torch.no_grad():
+            batch, lengths = model.encode(audio[:4])
+            diffs = []
+            for i in range(4):
+                alone, n = model.encode([audio[i]])
+                diff = (alone[0, : n[0]].float() - batch[i, : lengths[i]].float()).abs().max()
+                diffs.append(diff.item())
+        together = model.transcribe(audio[:4], languages, 8)
+        apart = [model.transcribe([a], [lang], 8)[0] for a, lang in zip(audio[:4], languages)]
+        results[f"batch_vs_alone_{fusion}"] = {
+            "max_embedding_difference": max(diffs),
+            "identical_transcripts": sum(x == y for x, y in zip(together, apart)),
+            "of": len(together),
+        }
+        print(fusion, results[f"batch_vs_alone_{fusion}"], flush=True)
 
-    opts = SpeechLLMOptions(
-        train=str(work / "train.jsonl"),
-        dev=str(work / "dev.jsonl"),
-        output_dir=str(work / "run"),
-        model=w,
-        encoder2=h,
-        llm=llm,
-        fusion="bi-cross",
-        max_steps=30,
-        eval_steps=10,
-        warmup_steps=2,
-        learning_rate=1e-3,
-        batch_seconds=20,
-        logging_steps=5,
-        average_best=2,
-        batch_size=8,  # at most 8 utterances a batch, as when the API's default was 8
+    rows = []
+    (out / "audio").mkdir(parents=True, exist_ok=True)
+    for i, wave in enumerate(audio):
+        path = out / "audio" / f"u{i}.wav"
+        sf.write(path, wave, SAMPLE_RATE)
+        rows.append({"id": f"u{i}", "audio": str(path), "text": f"number {i}", "language": "en"})
+    (out / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (out / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[:20]))
+    (out / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows[20:]))
+    cmd = [sys.executable, "-m", "sbasr", "finetune", "--arch", "speechllm"]
+    cmd += ["--train", str(out / "train.jsonl"), "--dev", str(out / "dev.jsonl")]
+    cmd += ["-o", str(out / "run"), "--overwrite", "--model", parts["whisper"]]
+    cmd += ["--encoder2", parts["hubert"], "--llm", parts["llm"], "--fusion", "bi-cross"]
+    cmd += ["--no-hypothesis", "--select-by", "loss", "--average-best", "2"]
+    cmd += ["--max-steps", str(steps), "--eval-steps", str(max(1, steps // 3))]
+    cmd += ["--warmup-steps", "2", "--learning-rate", "1e-3", "--batch-seconds", "20"]
+    cmd += ["--batch-size", "8", "--logging-steps", "1"]
+    cmd += ["--encoder-cache-dir", str(out / "encoder-cache")]
+    env_device = {} if device.startswith("cuda") else {"CUDA_VISIBLE_DEVICES": ""}
+    seconds, run = _timed(
+        device,
+        lambda: subprocess.run(
+            cmd, capture_output=True, text=True, env={**os.environ, **env_device}
+        ),
     )
-    t0 = time.perf_counter()
-    finetune_speechllm(opts, echo=lambda m: print(m, flush=True))
-    state = json.loads((work / "run/stage2/trainer_state.json").read_text())
-    losses = [x["loss"] for x in state["log_history"] if "loss" in x]
-    results["train_cuda"] = {
-        "seconds": time.perf_counter() - t0,
+    if run.returncode:
+        raise SystemExit(f"sbasr finetune failed:\n{run.stderr[-3000:]}")
+    state = json.loads((out / "run" / "stage2" / "trainer_state.json").read_text())
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    results["finetune"] = {
+        "seconds": seconds,
+        "steps_per_stage": steps,
         "first_loss": losses[0],
         "last_loss": losses[-1],
     }
-    print(results["train_cuda"], flush=True)
-
-if os.environ.get("SKIP_SPEED"):
-    sys.exit(0)
-# 3. speed at realistic sizes: base-size encoder, SmolLM2-size LLM, random weights
-w, h, llm = parts(512, 6, 576, 30, 8, "real")
-m = SpeechLLM.build(SpeechLLMConfig(encoder=w, llm=llm)).to(DEV, torch.bfloat16).eval()
-gen = m.llm.generate
+    print("finetune", results["finetune"], flush=True)
+    (out / "checks.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
-def forced(*args, **kw):  # random weights: make every utterance write the same 40 tokens
-    kw["min_new_tokens"] = kw["max_new_tokens"]
-    return gen(*args, **kw)
+def speed(out: Path, model: str, data: Path, device: str, encoder: str, llm: str) -> dict:
+    import sbasr
+    from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
+    from sbasr.training.data import load_example_audio, read_examples
+
+    examples = list(read_examples(data))
+    seconds = sum(len(load_example_audio(e)) for e in examples) / SAMPLE_RATE
+    settings = sbasr.EngineSettings(device=device)
+
+    def texts(batch_size: int) -> list[str]:
+        decode = sbasr.SpeechLLMDecodeOptions(beam_size=1, batch_size=batch_size)
+        options = sbasr.TranscribeOptions(decode=decode)
+        segments = sbasr.transcribe(
+            data, engine="speechllm", model=model, options=options, settings=settings
+        )
+        return [seg.text for seg in segments]
+
+    texts(8)  # warm-up: the model loads and the device builds its kernels
+    t_batched, batched = _timed(device, lambda: texts(8))
+    t_single, single = _timed(device, lambda: texts(1))
+    results: dict = {
+        "device": _device_name(device),
+        "model": model,
+        "utterances": len(examples),
+        "audio_seconds": seconds,
+        "engine": {
+            "batch_8_seconds": t_batched,
+            "batch_1_seconds": t_single,
+            "speed_up": t_single / t_batched,
+            "identical_texts": sum(a == b for a, b in zip(batched, single)),
+        },
+    }
+    print("engine", results["engine"], flush=True)
+
+    torch.manual_seed(0)
+    fresh = SpeechLLM.build(SpeechLLMConfig(encoder=encoder, llm=llm))
+    fresh.set_stage(2)
+    fresh = fresh.to(device).train()
+    opt = torch.optim.AdamW([p for p in fresh.parameters() if p.requires_grad], lr=1e-4)
+    chosen = sorted(examples, key=lambda e: e.duration or 0.0)[-8:]
+    batch = [load_example_audio(e) for e in chosen]
+    prompts = [fresh.prompt_ids(e.language) for e in chosen]
+    targets = [fresh.target_ids(e.text) for e in chosen]
+    labels = torch.full((len(batch), max(map(len, targets))), -100)
+    for row, target in enumerate(targets):
+        labels[row, : len(target)] = torch.tensor(target)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+
+    def step() -> float:
+        with torch.autocast(kind, dtype=torch.bfloat16, enabled=kind == "cuda"):
+            loss = fresh(prompts, labels, audio=batch)["loss"]
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        return loss.item()
+
+    for _ in range(3):  # warm-up
+        step()
+    t_train, _ = _timed(device, lambda: [step() for _ in range(10)])
+    audio_per_step = sum(len(a) for a in batch) / SAMPLE_RATE
+    results["stage2_step"] = {
+        "seconds_per_step": t_train / 10,
+        "audio_seconds_per_step": audio_per_step,
+        "utterances_per_second": 10 * len(batch) / t_train,
+    }
+    print("stage-2 step", results["stage2_step"], flush=True)
+    (out / "speed.json").write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
-m.llm.generate = forced
-audio.sort(key=len)
-chunks = [audio[i : i + 8] for i in range(0, len(audio), 8)]
+def _device_name(device: str) -> str:
+    return torch.cuda.get_device_name(device) if device.startswith("cuda") else "cpu"
 
 
-def timed(fn):
-    sync()
-    t0 = time.perf_counter()
-    r = fn()
-    sync()
-    return time.perf_counter() - t0, r
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="part", required=True)
+    check = sub.add_parser("checks", help="bf16 batch-vs-alone checks and a short training")
+    check.add_argument("out", type=Path)
+    check.add_argument("--device", default="cuda")
+    check.add_argument("--steps", type=int, default=30, help="training steps a stage")
+    fast = sub.add_parser("speed", help="a trained model: engine batching, stage-2 steps")
+    fast.add_argument("out", type=Path)
+    fast.add_argument("--model", required=True, help="a trained Speech-LLM directory")
+    fast.add_argument("--data", type=Path, required=True, help="a manifest (.jsonl)")
+    fast.add_argument("--device", default="cuda")
+    fast.add_argument("--encoder", default="base", help="the training step's Whisper encoder")
+    fast.add_argument("--llm", default="smollm2", help="the training step's LLM")
+    args = parser.parse_args()
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit("no CUDA GPU is visible; --device cpu runs the same steps on the CPU")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.part == "checks":
+        checks(args.out, args.device, args.steps)
+    else:
+        speed(args.out, args.model, args.data, args.device, args.encoder, args.llm)
 
 
-class Padded(torch.nn.Module):
-    def __init__(self, enc):
-        super().__init__()
-        self.enc, self.dim, self.kind = enc, enc.dim, "whisper"
-
-    def forward(self, a):
-        return self.call(a)
-
-    def call(self, a):
-        feats = self.enc.feature_extractor(a, sampling_rate=16000, return_tensors="pt")
-        x = feats.input_features.to(DEV, torch.bfloat16)
-        out = self.enc.encoder(x).last_hidden_state
-        return out, torch.tensor([min(1500, (len(y) // 160 + 1) // 2) for y in a])
-
-
-with torch.inference_mode():
-    for _ in range(2):  # warm-up
-        m.transcribe(chunks[0], ["en"] * 8, 40)
-    t_true, _ = timed(lambda: [m.encoder(c) for c in chunks])
-    pe = Padded(m.encoder)
-    t_pad, _ = timed(lambda: [pe(c) for c in chunks])
-    t_b, _ = timed(lambda: [m.transcribe(c, ["en"] * len(c), 40) for c in chunks])
-    t_s, _ = timed(lambda: [m.transcribe([a], ["en"], 40) for a in audio])
-    real = m.encoder
-    m.encoder = pe
-    t_base, _ = timed(lambda: [m.transcribe([a], ["en"], 40) for a in audio])
-    m.encoder = real
-results["speed_h"] = {
-    "encoder_true": t_true,
-    "encoder_padded": t_pad,
-    "batched": t_b,
-    "single": t_s,
-    "padded_single": t_base,
-    "encoder_ratio": t_pad / t_true,
-    "batch_ratio": t_s / t_b,
-    "overall_ratio": t_base / t_b,
-}
-print(results["speed_h"], flush=True)
-OUT.mkdir(parents=True, exist_ok=True)
-(OUT / "gpu.json").write_text(json.dumps(results, indent=2))
-
-# 4. training throughput at realistic size: stage 2 (projector + LLM LoRA), bf16 autocast
-m2 = SpeechLLM.build(SpeechLLMConfig(encoder=w, llm=llm))
-m2.set_stage(2)
-m2 = m2.to(DEV).train()
-opt = torch.optim.AdamW([p for p in m2.parameters() if p.requires_grad], lr=1e-4)
-batch = [a for a in audio if 3.0 < len(a) / 16000 < 4.5][:8]
-prompt = m2.prompt_ids("en")
-target = m2.target_ids("please enter your account number followed by the pound key")
-labels = torch.full((len(batch), len(target)), -100)
-labels[:, :] = torch.tensor(target)
-
-
-def step():
-    with torch.autocast(DEV, dtype=torch.bfloat16):
-        loss = m2(batch, [prompt] * len(batch), labels)["loss"]
-    loss.backward()
-    opt.step()
-    opt.zero_grad()
-    return loss.item()
-
-
-for _ in range(3):
-    step()
-t_train, _ = timed(lambda: [step() for _ in range(20)])
-secs = sum(len(a) for a in batch) / 16000
-results["train_h"] = {
-    "seconds_per_step": t_train / 20,
-    "audio_seconds_per_step": secs,
-    "utterances_per_second": 20 * len(batch) / t_train,
-}
-print(results["train_h"], flush=True)
-(OUT / "gpu.json").write_text(json.dumps(results, indent=2))
+if __name__ == "__main__":
+    main()

@@ -1,24 +1,21 @@
-"""Speech-LLM training speed on a CPU: stage-2 steps with the frozen encoders computed once
-(cached) against the code before the cache (the encoder re-run every step on inputs
-padded to 2 s widths), in one run, on the comparison's data.
+"""Speech-LLM training speed on a CPU: sbasr's stage-2 step against the usual way of
+training the same model, in one run, on the same batches of the comparison's data.
 
     python benchmarks/speechllm_train_bench.py --data WORK/train.jsonl --steps 8
 
-"Before" is the code before this change in every respect that matters for speed: the
-encoder re-run each step on 2 s-padded inputs, the LLM's output layer over every
-position, torch's fused (sdpa) attention and torch's CPU dropout in every LoRA; "after" is
-today's (cached frames, exact widths on a CPU, output layer only on the transcript, eager
-attention while training on a CPU, the cheaper CPU dropout, the rows packed without their
-padding, the frozen output layer cast to bf16 once); "the last stop" is all of that but
-the last two. Each variant runs the same
-batches (the training sampler's, by seconds of audio) through the real dataset, collate
-function, forward, backward and optimiser step, in float32 and under bf16 autocast
-(`--precision bf16`); the cache alone (as at the previous stop) is a row of its own. The
-cache's one-time cost (encoding every utterance once) is reported beside it, with what the
-2 s widths cost the encoder alone on short clips and the step time at 1 and 2 threads.
-Training's own sampler also bounds batches by LLM positions, so its batches differ from
-these: before and after are timed on its first batches too, and per second of audio with
-each code on its own sampler's batches.
+The baseline is how a Speech-LLM is commonly trained: the frozen encoder run every step on
+inputs padded to 2 s widths, the LLM's own loss (its output layer over every position),
+torch's fused (sdpa) attention and torch's dropout in every LoRA. sbasr's step computes
+the frozen encoders' outputs once (cached), at exact widths on a CPU, applies the output
+layer (cast to bf16 once) on the transcript only, uses eager attention while training on
+a CPU and a cheaper CPU LoRA dropout, and runs the LLM on the batch's rows packed without
+their padding. Rows in between add these one group at a time (an ablation). Each variant
+runs the same batches (by seconds of audio) through the real dataset, collate function,
+forward, backward and optimiser step, in float32 and under bf16 autocast (`--precision
+bf16`), each timed on a second pass over its batches. Beside them: the cache's one-time
+cost (encoding every utterance once), what the 2 s widths cost the encoder alone on short
+clips, and the step at another thread count. Training's own sampler also bounds batches by
+LLM positions, so both are timed on its first batches too, and per second of audio.
 """
 
 from __future__ import annotations
@@ -68,7 +65,7 @@ def steps(model, dataset, batches, threads: int, bf16: bool = False) -> list[flo
 
 
 def torch_dropout(model) -> None:
-    """Torch's own dropout back in every LoRA, as before."""
+    """Torch's own dropout in every LoRA, as the baseline has it."""
     for table, name, drop in lora_dropouts(model):
         if isinstance(drop, CpuDropout):
             table[name] = torch.nn.Dropout(drop.p)
@@ -119,8 +116,8 @@ def main() -> None:
     sampler = SecondsBatchSampler(durations, args.batch_seconds, opts.batch_size, seed=0)
     batches = list(sampler)[: args.steps + 1]
     plain = SpeechLLMDataset(examples, model, opts)
-    # today's training sampler also bounds batches by LLM positions: its batches differ
-    today = list(
+    # training's own sampler also bounds batches by LLM positions: its batches differ
+    bounded = list(
         SecondsBatchSampler(
             durations, args.batch_seconds, opts.batch_size, seed=0, positions=plain.positions()
         )
@@ -138,12 +135,12 @@ def main() -> None:
         flush=True,
     )
 
-    # before: encoders every step, inputs padded to 2 s widths, the LLM's own loss (its
-    # output layer over every position)
+    # the baseline: encoders every step, inputs padded to 2 s widths, the LLM's own loss
+    # (its output layer over every position)
     def full_head_loss(embeds, mask, labels):
         return model.llm(inputs_embeds=embeds, attention_mask=mask, labels=labels).loss
 
-    # the last stop: padded rows, the output layer on the transcript only
+    # padded rows, the output layer on the transcript only (the ablation's middle rows)
     def padded_loss(embeds, mask, labels):
         causal = model.llm.get_base_model()
         body = getattr(causal, causal.base_model_prefix)
@@ -171,8 +168,8 @@ def main() -> None:
     )
     torch_dropout(model)
     model.encoder.width_step = 200
-    before = steps(model, plain, batches, args.threads)
-    before_today = steps(model, plain, today, args.threads)
+    baseline = steps(model, plain, batches, args.threads)
+    baseline_bounded = steps(model, plain, bounded, args.threads)
     model.encoder.width_step = None
     del model._text_loss
 
@@ -183,35 +180,39 @@ def main() -> None:
         fill_cache(model, cached, indices=used, echo=lambda m: None)
         fill = time.perf_counter() - start
         fill_cache(
-            model, cached, indices=sorted({i for b in today for i in b}), echo=lambda m: None
+            model, cached, indices=sorted({i for b in bounded for i in b}), echo=lambda m: None
         )
         model._text_loss = padded_loss
         cache_only = steps(model, cached, batches, args.threads)
         cache_only_bf16 = steps(model, cached, batches, args.threads, bf16=True)
         cheapen_lora_dropout(model)
         with training_attention(model, "cpu"):
-            last_stop = steps(model, cached, batches, args.threads, bf16=True)
+            padded_bf16 = steps(model, cached, batches, args.threads, bf16=True)
             del model._text_loss
-            after = steps(model, cached, batches, args.threads)
+            sbasr = steps(model, cached, batches, args.threads)
             other = 1 if args.threads != 1 else 2
-            after_other = steps(model, cached, batches, other)
-            after_bf16 = steps(model, cached, batches, args.threads, bf16=True)
-            after_today = steps(model, cached, today, args.threads, bf16=True)
+            sbasr_other = steps(model, cached, batches, other)
+            sbasr_bf16 = steps(model, cached, batches, args.threads, bf16=True)
+            sbasr_bounded = steps(model, cached, bounded, args.threads, bf16=True)
     padded, exact = encoder_widths(model, examples, args.threads)
 
-    b = statistics.mean(before)
+    b = statistics.mean(baseline)
 
     def row(name: str, times: list[float]) -> tuple[str, str, str]:
         return name, f"{statistics.mean(times):.2f} s", f"{b / statistics.mean(times):.2f}x"
 
     rows = [
-        ("before: encoders every step, 2 s widths, full output layer", f"{b:.2f} s", "1.00x"),
-        row("frozen encoders cached (the previous stop)", cache_only),
+        (
+            "baseline: encoders every step, 2 s widths, output layer everywhere, sdpa",
+            f"{b:.2f} s",
+            "1.00x",
+        ),
+        row("+ frozen encoders cached, exact widths, output layer on the transcript", cache_only),
         row("the same, bf16 autocast", cache_only_bf16),
-        row("+ eager attention, cheaper CPU dropout, bf16 (the last stop)", last_stop),
-        row("after: + packed rows, output layer cast once", after),
-        (f"after, {other} thread(s)", f"{statistics.mean(after_other):.2f} s", ""),
-        row("after, bf16 autocast (--precision bf16)", after_bf16),
+        row("+ eager attention, cheaper CPU LoRA dropout, bf16 autocast", padded_bf16),
+        row("sbasr: + packed rows, output layer cast once (float32)", sbasr),
+        (f"sbasr, {other} thread(s)", f"{statistics.mean(sbasr_other):.2f} s", ""),
+        row("sbasr, bf16 autocast (--precision bf16)", sbasr_bf16),
         ("one-time: encode these utterances once", f"{fill:.1f} s", ""),
         ("encoder on 16 clips < 1.9 s, 2 s widths", f"{padded:.3f} s", "1.00x"),
         ("encoder on 16 clips < 1.9 s, exact widths", f"{exact:.3f} s", f"{padded / exact:.2f}x"),
@@ -219,18 +220,18 @@ def main() -> None:
     print("| what | time per step (or run) | speed-up |\n|---|---|---|")
     for name, t, ratio in rows:
         print(f"| {name} | {t} | {ratio} |")
-    best = b / statistics.mean(after_bf16)
-    print(f"\nstage-2 step: {best:.2f}x faster (bf16; goal: at least 5x)")
-    bt, at = statistics.mean(before_today), statistics.mean(after_today)
+    best = b / statistics.mean(sbasr_bf16)
+    print(f"\nstage-2 step: sbasr (bf16) {best:.2f}x faster than the baseline")
+    bt, at = statistics.mean(baseline_bounded), statistics.mean(sbasr_bounded)
     print(
-        f"on today's sampler's batches ({audio_per_step(today):.1f} s of audio a step): "
-        f"before {bt:.2f} s, after (bf16) {at:.2f} s: {bt / at:.2f}x"
+        f"on training's own batches ({audio_per_step(bounded):.1f} s of audio a step): "
+        f"baseline {bt:.2f} s, sbasr (bf16) {at:.2f} s: {bt / at:.2f}x"
     )
-    old_rate = b / audio_per_step(batches)  # each code on its own sampler's batches
-    new_rate = at / audio_per_step(today)
+    base_rate = b / audio_per_step(batches)  # each on its own sampler's batches
+    sbasr_rate = at / audio_per_step(bounded)
     print(
-        f"per second of audio, each code on its own sampler's batches: before "
-        f"{old_rate:.3f} s, after (bf16) {new_rate:.3f} s: {old_rate / new_rate:.2f}x"
+        f"per second of audio, each on its own sampler's batches: baseline "
+        f"{base_rate:.3f} s, sbasr (bf16) {sbasr_rate:.3f} s: {base_rate / sbasr_rate:.2f}x"
     )
 
 

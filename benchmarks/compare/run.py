@@ -248,8 +248,8 @@ def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
         return [cmd]
     base = [c for c in cmd if c != "--stages" and c != "1,2"]
     return [
-        [*base, "--stage", "1", "--max-steps", str(sizes.stage1_steps), "--learning-rate", "5e-4"],
-        [*base, "--stage", "2", "--max-steps", str(sizes.stage2_steps), "--learning-rate", "2e-4"],
+        [*base, "--stages", "1", "--max-steps", str(sizes.stage1_steps), "--learning-rate", "5e-4"],
+        [*base, "--stages", "2", "--max-steps", str(sizes.stage2_steps), "--learning-rate", "2e-4"],
     ]
 
 

@@ -1,7 +1,7 @@
 # ruff: noqa: F811 - the fixtures of fakes, imported by name
 """Batching across recordings (`sbasr.asr.corpus`): spans of many files share batches,
 each recording's outputs are still its own, in input order, with failures and
---skip-existing as before; a Whisper span's text does not depend on its batch-mates.
+--skip-existing as in any run; a Whisper span's text does not depend on its batch-mates.
 
 The plumbing runs on the fake tone engine of fakes (milliseconds); Whisper's
 batch independence on tiny.en and espeak-ng speech; the Speech-LLM on tiny random parts.

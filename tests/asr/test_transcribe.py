@@ -366,7 +366,7 @@ def test_cli_defaults_and_choices_are_the_dataclasses():
         assert p.default == default_of(f), f.name
         if f.name not in SpeechLLMDecodeOptions.__dataclass_fields__:
             assert p.help.startswith("whisper: "), f.name
-    # the flags users have, spelled as before
+    # the documented spellings of the common flags
     assert params["language"].opts == ["--language", "-l"]
     assert params["output_format"].opts == ["--format", "-f"]
     assert params["output_dir"].opts == ["--output-dir", "-o"] and params["model"].opts[1] == "-m"

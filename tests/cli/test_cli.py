@@ -165,20 +165,19 @@ def test_ci_runs_the_readme_test_command(tmp_path):
     assert code != 0 and calls == [f"pip install torch=={torch_pin.group(1)}"]
 
 
-def _readme_console_block(first: str) -> list[str]:
-    """The lines of the README's console block that starts with `first`."""
-    lines = (ROOT / "README.md").read_text("utf-8").splitlines()
+def _docs_console_block(page: str, first: str) -> list[str]:
+    """The lines of the console block in docs/`page` that starts with `first`."""
+    lines = (ROOT / "docs" / page).read_text("utf-8").splitlines()
     start = lines.index(first)
     return lines[start : lines.index("```", start)]
 
 
-def test_readme_score_example_prints_what_the_readme_shows(tmp_path):
-    block = _readme_console_block(
-        "$ sbasr score examples/hyp.txt examples/ref.txt --language-from-key --alignments align.txt"
-    )
+def test_docs_score_example_prints_what_the_docs_show(tmp_path):
+    first = "$ sbasr score examples/hyp.txt examples/ref.txt --language-from-key"
+    block = _docs_console_block("scoring.md", f"{first} --alignments align.txt")
     shutil.copytree(ROOT / "examples", tmp_path / "examples")
     steps = [i for i, ln in enumerate(block) if ln.startswith("$ ")] + [len(block)]
-    # Wide enough for the table as the README shows it; rich wraps headers below that.
+    # Wide enough for the table as the docs show it; rich wraps headers below that.
     env = {**os.environ, "COLUMNS": "100"}
     for at, end in pairwise(steps):
         args = shlex.split(block[at][2:])

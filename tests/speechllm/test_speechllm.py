@@ -309,7 +309,7 @@ def test_a_long_prompt_does_not_pad_a_batch_of_short_clips():
     (home,) = [b for b in batches if 7 in b]
     assert len(home) <= 3 and all(positions[i] >= 200 for i in home)  # with the long clips
     assert all(sum(durations[i] for i in b) <= 30 for b in batches)
-    assert list(sampler) == batches  # resumable as before
+    assert list(sampler) == batches  # the same order again: resumable
 
 
 def _event_files(directory: Path) -> list[Path]:

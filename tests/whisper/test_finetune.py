@@ -167,7 +167,7 @@ def test_lora_run_leaves_a_transcribable_directory(corpus, tiny_model, tmp_path)
 
 
 OPTIONS = {"whisper": WhisperOptions, "speechllm": SpeechLLMOptions}
-# every spelling `sbasr finetune` had before its flags were derived from the options
+# every documented spelling of `sbasr finetune`'s flags
 FLAGS = {
     *("--arch", "--train", "--dev", "--output-dir", "-o", "--model", "-m", "--method"),
     *("--learning-rate", "--warmup-steps", "--lr-scheduler", "--epochs", "--max-steps"),
