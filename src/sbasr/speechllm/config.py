@@ -17,10 +17,10 @@ from ..core.errors import SbasrError
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "llm_adapter"
 DEFAULT_LLM = "smollm2"
-PROMPT = "Please transcribe the following audio in {language}:\n"
+PROMPT = "Transcribe the following audio in {language}:\n"
 # The hypothesis-conditioned variant's prompt: Whisper's transcript, then the speech.
 HYPOTHESIS_PROMPT = (
-    "Please transcribe the following audio in {language}. "
+    "Transcribe the following audio in {language}. "
     "A first recogniser heard: {hypothesis}\nThe audio:"
 )
 LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
