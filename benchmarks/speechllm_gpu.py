@@ -103,7 +103,9 @@ fusions = () if os.environ.get("ONLY_SPEED") else ("concat", "gated-bi-cross-con
 # 1. correctness on CUDA, bf16, two encoders, every fusion
 w, h, llm = parts(64, 2, 64, 2, 2, "tiny")
 for fusion in fusions:
-    cfg = SpeechLLMConfig(encoder=w, encoder2=h, fusion=fusion, llm=llm, fusion_heads=2)
+    cfg = SpeechLLMConfig(
+        encoder=w, encoder2=h, fusion=fusion, llm=llm, fusion_heads=2, hypothesis=False
+    )
     m = SpeechLLM.build(cfg)
     m.set_stage(2)
     m = m.to(DEV, torch.bfloat16).eval()
@@ -175,7 +177,11 @@ if os.environ.get("SKIP_SPEED"):
     sys.exit(0)
 # 3. speed at realistic sizes: base-size encoder, SmolLM2-size LLM, random weights
 w, h, llm = parts(512, 6, 576, 30, 8, "real")
-m = SpeechLLM.build(SpeechLLMConfig(encoder=w, llm=llm)).to(DEV, torch.bfloat16).eval()
+m = (
+    SpeechLLM.build(SpeechLLMConfig(encoder=w, llm=llm, hypothesis=False))
+    .to(DEV, torch.bfloat16)
+    .eval()
+)
 gen = m.llm.generate
 
 
@@ -239,7 +245,7 @@ OUT.mkdir(parents=True, exist_ok=True)
 (OUT / "gpu.json").write_text(json.dumps(results, indent=2))
 
 # 4. training throughput at realistic size: stage 2 (projector + LLM LoRA), bf16 autocast
-m2 = SpeechLLM.build(SpeechLLMConfig(encoder=w, llm=llm))
+m2 = SpeechLLM.build(SpeechLLMConfig(encoder=w, llm=llm, hypothesis=False))
 m2.set_stage(2)
 m2 = m2.to(DEV).train()
 opt = torch.optim.AdamW([p for p in m2.parameters() if p.requires_grad], lr=1e-4)

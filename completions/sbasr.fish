@@ -14,9 +14,9 @@ complete -c sbasr -n '__fish_seen_subcommand_from score' -l normalize -x -a 'mlc
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l unit -x -a 'word char mixed' -d 'Count words or characters for all (default: chars for ja ko th zh yue, words otherwise)'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l by-line -l no-by-line -d 'Plain text, one utterance per line, matched by line number'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l no-strict -l strict -d 'Fail if an id is in one file but not the other'
+complete -c sbasr -n '__fish_seen_subcommand_from score' -l jobs -x -d 'Processes for large sets; 0 = one per CPU core (at most 8) when no other thread runs'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l json -d 'Print JSON for machines'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l alignments -r -F -d 'Write every utterance aligned (REF/HYP/S-D-I), worst first'
-complete -c sbasr -n '__fish_seen_subcommand_from score' -l jobs -x -d 'Processes for large sets; 0 = one per CPU core'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -l help -d 'Show this message and exit'
 complete -c sbasr -n '__fish_seen_subcommand_from score' -F
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l engine -x -a 'whisper speechllm' -d 'Recogniser family'

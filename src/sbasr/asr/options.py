@@ -13,7 +13,7 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar
 
 from ..core.choices import CHANNELS, DEVICES, ENGINES
-from ..core.constants import SPEECHLLM_MAX_NEW_TOKENS
+from ..core.constants import SPEECHLLM_BATCH_SIZE, SPEECHLLM_MAX_NEW_TOKENS
 from ..core.errors import SbasrError
 from ..core.options import check_choices, default_of, option
 from ..io.languages import language_choices, user_language
@@ -80,7 +80,7 @@ class SpeechLLMDecodeOptions(DecodeOptions):
     engine: ClassVar[str] = "speechllm"
 
     beam_size: int = _engine_default("beam_size", 1)
-    batch_size: int = _engine_default("batch_size", 8)
+    batch_size: int = _engine_default("batch_size", SPEECHLLM_BATCH_SIZE)
     # The paper's 200 suits its LLMs' tokenizers; SmolLM2 spends 12 tokens a second on
     # Russian, so a 30 s span needs ~370. The duration budget (`token_budget`) is the guard.
     max_new_tokens: int = _engine_default("max_new_tokens", SPEECHLLM_MAX_NEW_TOKENS)

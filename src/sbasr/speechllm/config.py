@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..core.constants import SPEECHLLM_CONFIG
+from ..core.constants import DEFAULT_WHISPER_MODEL, SPEECHLLM_CONFIG
 from ..core.errors import SbasrError
 
 WEIGHTS_NAME = "model.safetensors"
@@ -30,7 +30,7 @@ LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pro
 class SpeechLLMConfig:
     """What the model is made of; saved with it, so that it rebuilds from the sources."""
 
-    encoder: str = "base"  # Whisper: embedded name, directory or hub id
+    encoder: str = DEFAULT_WHISPER_MODEL  # Whisper: embedded name, directory or hub id
     encoder2: str | None = None  # HuBERT-style (or a second Whisper), in parallel
     fusion: str = "concat"  # with encoder2 only
     fusion_heads: int = 8
@@ -47,8 +47,9 @@ class SpeechLLMConfig:
     encoder_lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     stages_done: list[int] = field(default_factory=list)
     # The hypothesis-conditioned variant (not the paper's system): the prompt also carries
-    # the Whisper model's own transcript (`hypothesis_model`, default: the encoder's).
-    hypothesis: bool = False
+    # the Whisper model's own transcript (`hypothesis_model`, default: the encoder's). On,
+    # as in `sbasr finetune`'s default recipe; the paper's plain model sets it off.
+    hypothesis: bool = True
     hypothesis_prompt: str = HYPOTHESIS_PROMPT
     hypothesis_model: str | None = None
     ctc_weight: float = 0.0  # the auxiliary CTC alignment loss (speechllm/ctc.py); 0: off

@@ -25,7 +25,7 @@ def trainer_classes():
         """Batches by seconds of audio; checkpoints hold only what is trained (a few MB,
         not the frozen encoders and LLM), in the same format as the final model."""
 
-        def __init__(self, *args, batch_seconds: float = 120.0, dev_wer: bool = False, **kw):
+        def __init__(self, *args, batch_seconds: float, dev_wer: bool = False, **kw):
             super().__init__(*args, **kw)
             self.batch_seconds, self.dev_wer = batch_seconds, dev_wer
 

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core.constants import DEFAULT_QUANTIZATION
+from ..core.constants import DEFAULT_QUANTIZATION, DEFAULT_WHISPER_MODEL
 from ..core.errors import SbasrError
 
-DEFAULT_MODEL = "base"
+DEFAULT_MODEL = DEFAULT_WHISPER_MODEL
 _CT2_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json")
 
 
