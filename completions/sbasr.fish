@@ -81,7 +81,7 @@ complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l lora-dropout -x -
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l lora-targets -x -d 'Modules LoRA adapts'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l export -l no-export -d 'whisper: export to CTranslate2 at the end'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l quantization -x -a 'int8 int8_float16 int8_float32 float16 bfloat16 float32' -d 'whisper: of the export'
-complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l recipe -x -a 'small-data paper' -d 'speechllm: small-data: the best schedule measured with about an hour of speech (hypothesis-conditioned, dev WER, early stopping); paper: the paper\'s pure recipe'
+complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l recipe -x -a 'small-data paper' -d 'speechllm: small-data: a schedule for about an hour of speech (hypothesis-conditioned, dev WER, early stopping); paper: the paper\'s pure recipe'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l encoder2 -x -d 'speechllm: a second encoder in parallel (HuBERT-style or Whisper; directory or hub id, e.g'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l fusion -x -a 'concat uni-cross bi-cross gated-bi-cross gated-bi-cross-concat' -d 'speechllm: how the two encoders are fused'
 complete -c sbasr -n '__fish_seen_subcommand_from finetune' -l projector -x -a 'conv linear qformer' -d 'speechllm: encoder frames to LLM embeddings'

@@ -36,7 +36,7 @@ class DecodeOptions:
         None, "Longest text per segment, in tokens (None: as long as the model allows).", min=1
     )
     # Predict times inside a span (VAD spans hold several sentences). Oracle segments keep
-    # their own times, and decoding without timestamp tokens is ~10% faster.
+    # their own times, and decoding without timestamp tokens is cheaper.
     timestamps: bool = option(True, cli=False)
 
 
@@ -81,8 +81,9 @@ class SpeechLLMDecodeOptions(DecodeOptions):
 
     beam_size: int = _engine_default("beam_size", 1)
     batch_size: int = _engine_default("batch_size", SPEECHLLM_BATCH_SIZE)
-    # The paper's 200 suits its LLMs' tokenizers; SmolLM2 spends 12 tokens a second on
-    # Russian, so a 30 s span needs ~370. The duration budget (`token_budget`) is the guard.
+    # Above the paper's 200, which suits its LLMs' tokenizers: a small LLM's tokenizer can
+    # spend far more tokens a second on some languages. The duration budget
+    # (`token_budget`) is the guard against runaway text.
     max_new_tokens: int = _engine_default("max_new_tokens", SPEECHLLM_MAX_NEW_TOKENS)
     check_corrections: bool = option(
         True,

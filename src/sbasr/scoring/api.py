@@ -149,8 +149,8 @@ def score_summary(
 def gc_paused() -> Iterator[None]:
     """The cyclic garbage collector off for a block, then as it was before, even when the
     block raises. Scoring makes millions of short strings and lists, none in a cycle: the
-    collector would only walk them again and again (a third of the run time on 10^5
-    utterances). It is process-wide, so other threads go without it for that while."""
+    collector would only walk them again and again. It is process-wide, so other threads
+    go without it for that while."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

@@ -1,8 +1,8 @@
 """Two keyed transcript files cut after the same line numbers, so that each scoring
 process reads and parses only its own lines.
 
-Reading and parsing 10^5 lines of each file took a quarter of `sbasr score`'s run, in
-the first process alone, before the others started. A recogniser's output and its
+Reading and parsing both files whole is a large share of `sbasr score`'s run, in the
+first process alone, before the others start. A recogniser's output and its
 reference usually list the same ids in the same order: then both files can be cut at the
 same line numbers into parts of about equal size, and each process decodes and parses its
 own part of each. Whether the cut holds (the same ids in the same order, none twice) is
@@ -50,9 +50,8 @@ def cut_alike(
         return None
     # Each part ends at the first line end past about i/parts of the reference's bytes,
     # and the hypothesis is cut after the same line. Found with bytes.find and bytes.count,
-    # in C: a numpy scan of both files for every line end took 30-50 ms on 10^5 lines. The
-    # first part, done by the first process, is a twentieth larger: the others start only
-    # once forked, 15-30 ms later.
+    # in C, rather than a scan of both files for every line end. The first part, done by
+    # the first process, is a little larger: the others start only once forked.
     bounds_ref, bounds_hyp = [0], [0]
     for i in range(1, parts):
         share = len(ref) * (20 * i + 1) // (20 * parts)

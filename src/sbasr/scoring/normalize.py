@@ -50,8 +50,8 @@ def mlcslm_text(text: str) -> str:
 
 def _batched(func: Callable[[str], str], texts: Sequence[str]) -> list[str]:
     """Apply a character-wise `func` to all texts joined by newlines, then canonicalise
-    the spacing with a few C-speed replaces rather than a regular expression (which costs
-    half a second on a 40 MB test set)."""
+    the spacing with a few C-speed replaces rather than a regular expression (slow on a
+    large test set)."""
     if not texts:
         return []
     joined = "\n".join(texts)

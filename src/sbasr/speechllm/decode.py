@@ -99,7 +99,7 @@ def greedy(
     eos = model.tokenizer.eos_token_id
     causal = model.llm.get_base_model() if hasattr(model.llm, "get_base_model") else model.llm
     params = inspect.signature(causal.forward).parameters
-    # transformers 5 renamed past_key_values to cache, 4.5x num_logits_to_keep
+    # the cache and the logits-to-keep arguments by the names this transformers uses
     cache_arg = "cache" if "cache" in params else "past_key_values"
     keep = {k: 1 for k in ("logits_to_keep", "num_logits_to_keep") if k in params}
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count real tokens

@@ -66,7 +66,7 @@ def _rows_attention(module, query, key, value, attention_mask, **kwargs):
     rows, width = packing.rows, packing.width
 
     # copies by index_copy and index_select: their backward passes are the same cheap
-    # copies, where indexing's (an accumulating index_put) was 6% of a CPU step
+    # copies, where indexing's is an accumulating index_put
     def spread(x: torch.Tensor) -> torch.Tensor:  # [1, h, n, d] -> [rows, h, width, d]
         x = x[0].transpose(0, 1)  # [n, h, d]
         slots = x.new_zeros(rows * width, *x.shape[1:]).index_copy(0, packing.real, x)

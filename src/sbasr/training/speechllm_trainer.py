@@ -92,9 +92,15 @@ def trainer_classes():
 
 @contextmanager
 def training_attention(model: SpeechLLM, device):
-    """The LLM's plain (eager) attention while it trains on a CPU. torch's fused
-    attention is as fast there for decoding, but with its backward pass on rows of a
-    hundred positions a bf16 stage-2 step took a third longer; on GPUs it stays."""
+    """The LLM's plain (eager) attention while it trains on a CPU, and its own again after.
+
+    torch's fused attention is as fast on a CPU for decoding, but slower with its
+    backward pass on short rows; on GPUs it stays.
+
+    Args:
+        model: The Speech-LLM being trained.
+        device: Where it trains (a torch device or its type's name).
+    """
     llm = model.llm.get_base_model() if hasattr(model.llm, "get_base_model") else model.llm
     before = attention_implementation(llm)
     switch = getattr(device, "type", device) == "cpu" and before == "sdpa"
