@@ -1,5 +1,5 @@
 """The library internals `sbasr.core.private_hooks` relies on are still there, and do what
-it takes them to do: a release of transformers or peft that changes one fails here, by
+it takes them to do: a transformers or peft version that changes one fails here, by
 name, rather than somewhere in a training run."""
 
 from __future__ import annotations

@@ -147,7 +147,7 @@ def score_summary(
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a block, then as it was before, even when the
+    """The cyclic garbage collector off for a block, then restored, even when the
     block raises. Scoring makes millions of short strings and lists, none in a cycle: the
     collector would only walk them again and again. It is process-wide, so other threads
     go without it for that while."""
