@@ -191,9 +191,18 @@ def options_from(engine: str, values: dict[str, Any]) -> tuple[TranscribeOptions
 
 
 def check_language(value: str) -> str:
-    """The code of the language a user asked for (`--language`): a Whisper code or an
-    English name, any case; anything else is an SbasrError, raised before a model loads
-    rather than once per file after."""
+    """The code of the language a user asked for (`--language`), checked before a model loads
+    rather than once per file after.
+
+    Args:
+        value: A Whisper language code or an English name, in any case.
+
+    Returns:
+        The language code.
+
+    Raises:
+        SbasrError: Neither a code nor a name Whisper knows.
+    """
     code = user_language(value)
     if code is None:
         import difflib

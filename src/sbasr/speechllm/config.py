@@ -73,8 +73,18 @@ class SpeechLLMConfig:
 
 
 def read_config(directory: str | Path) -> SpeechLLMConfig:
-    """The configuration saved in a model directory. A missing, unreadable, truncated or
-    otherwise invalid file is an SbasrError naming it, never a JSON traceback."""
+    """The configuration saved in a model directory.
+
+    Args:
+        directory: The model directory.
+
+    Returns:
+        The configuration; keys it does not know are ignored.
+
+    Raises:
+        SbasrError: A missing, unreadable, truncated or otherwise invalid file, named (never
+            a JSON traceback).
+    """
     path = Path(directory) / SPEECHLLM_CONFIG
     if not path.is_file():
         raise SbasrError(

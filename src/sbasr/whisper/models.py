@@ -70,7 +70,18 @@ def cache_dir() -> Path:
 
 
 def resolve_model(model: str) -> str:
-    """A local CTranslate2 directory for `model`, or a hub id to hand to faster-whisper."""
+    """Where faster-whisper finds a Whisper model.
+
+    Args:
+        model: An embedded name (base, tiny.en), a CTranslate2 directory (or one holding
+            `ct2/`), a transformers directory (converted and cached), or a hub id.
+
+    Returns:
+        A local CTranslate2 directory, or a hub id to hand to faster-whisper.
+
+    Raises:
+        SbasrError: A name or path that is none of these.
+    """
     if model in EMBEDDED:
         return str(_prepare_embedded(model))
     path = Path(model).expanduser()
