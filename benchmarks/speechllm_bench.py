@@ -65,7 +65,7 @@ def untrained_like(model: str | None, work: Path) -> Path:
     from sbasr.core.constants import SPEECHLLM_CONFIG
     from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
 
-    config = SpeechLLMConfig(encoder="base", llm="smollm2")
+    config = SpeechLLMConfig(encoder="base", llm="smollm2", hypothesis=False)
     if model:
         config = SpeechLLMConfig.from_dict(json.loads((Path(model) / SPEECHLLM_CONFIG).read_text()))
         config.llm_lora, config.stages_done = False, []

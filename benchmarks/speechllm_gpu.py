@@ -137,6 +137,7 @@ def checks(out: Path, device: str, steps: int) -> dict:
             fusion=fusion,
             llm=parts["llm"],
             fusion_heads=2,
+            hypothesis=False,
         )
         torch.manual_seed(1)
         model = SpeechLLM.build(config)
@@ -233,7 +234,7 @@ def speed(out: Path, model: str, data: Path, device: str, encoder: str, llm: str
     print("engine", results["engine"], flush=True)
 
     torch.manual_seed(0)
-    fresh = SpeechLLM.build(SpeechLLMConfig(encoder=encoder, llm=llm))
+    fresh = SpeechLLM.build(SpeechLLMConfig(encoder=encoder, llm=llm, hypothesis=False))
     fresh.set_stage(2)
     fresh = fresh.to(device).train()
     opt = torch.optim.AdamW([p for p in fresh.parameters() if p.requires_grad], lr=1e-4)

@@ -108,7 +108,7 @@ def main() -> None:
 
     examples, _ = check_examples(read_examples(args.data))
     torch.manual_seed(0)
-    model = SpeechLLM.build(SpeechLLMConfig(encoder=args.encoder, llm=args.llm))
+    model = SpeechLLM.build(SpeechLLMConfig(encoder=args.encoder, llm=args.llm, hypothesis=False))
     model.set_stage(2)
     model.train()
     opts = SpeechLLMOptions(train=str(args.data), output_dir="", batch_seconds=args.batch_seconds)

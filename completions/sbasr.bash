@@ -17,11 +17,11 @@ _sbasr() {
                 --language|-l) :; return ;;
                 --normalize) COMPREPLY=($(compgen -W "mlcslm whisper none" -- "$cur")); return ;;
                 --unit) COMPREPLY=($(compgen -W "word char mixed" -- "$cur")); return ;;
-                --alignments) COMPREPLY=($(compgen -f -- "$cur")); return ;;
                 --jobs) :; return ;;
+                --alignments) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--language -l --language-from-key --no-language-from-key --normalize --unit --by-line --no-by-line --no-strict --strict --json --alignments --jobs --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--language -l --language-from-key --no-language-from-key --normalize --unit --by-line --no-by-line --no-strict --strict --jobs --json --alignments --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;

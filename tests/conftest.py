@@ -203,6 +203,7 @@ def build(parts, **kw):
     from sbasr.speechllm.model import SpeechLLM, SpeechLLMConfig
 
     torch.manual_seed(1)
+    kw.setdefault("hypothesis", False)  # the paper's plain model unless a test asks
     config = SpeechLLMConfig(encoder=parts["whisper"], llm=parts["llm"], fusion_heads=2, **kw)
     return SpeechLLM.build(config).eval()
 

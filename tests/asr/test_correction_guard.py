@@ -13,12 +13,13 @@ import pytest
 import soundfile as sf
 from conftest import SR, build, run_cli, speak, waves
 
-from sbasr.asr.engines.speechllm import SpeechLLMEngine, lost_its_place
+from sbasr.asr.engines.speechllm import SpeechLLMEngine
 from sbasr.asr.engines.whisper import WhisperEngine
 from sbasr.asr.hypotheses import whisper_hypotheses
 from sbasr.asr.options import EngineSettings, SpeechLLMDecodeOptions
 from sbasr.asr.segments import Span
 from sbasr.io.audio import load_range
+from sbasr.speechllm.correction import lost_its_place
 
 LONG = "press one for sales or two for support"
 

@@ -15,7 +15,9 @@ def test_speech_sits_in_the_user_turn_and_only_the_transcript_is_learnt(parts):
     tok = model.tokenizer  # the tiny LLM carries conftest's CHAT_TEMPLATE
     prompt = model.prompt_ids("en")
     suffix = model.speech_suffix()
-    assert tok.decode(prompt).startswith("<|startoftranscript|>user: Please transcribe")
+    assert tok.decode(prompt).startswith(
+        "<|startoftranscript|>user: Transcribe the following audio"
+    )
     assert tok.decode(suffix) == "<|endoftext|> assistant:"
 
     (audio,) = waves(1.0)

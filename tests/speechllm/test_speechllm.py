@@ -151,9 +151,7 @@ def test_what_each_stage_trains(parts):
 def test_loss_is_on_the_transcript_and_end_token_only(parts):
     model = build(parts)
     prompt, target = model.prompt_ids("fr"), model.target_ids("bonjour tout le monde")
-    assert model.tokenizer.decode(prompt[1:]) == (
-        "Please transcribe the following audio in French:\n"
-    )
+    assert model.tokenizer.decode(prompt[1:]) == ("Transcribe the following audio in French:\n")
     assert target[-1] == model.tokenizer.eos_token_id
     audio = waves(1.0, 2.0)
     _, mask, labels = model._sequences(audio, [prompt, prompt], [target, target[:2]], False)

@@ -26,13 +26,29 @@ def transcribe(
     settings: EngineSettings | None = None,
     **engine_settings: Any,
 ) -> Iterator[Segment]:
-    """Transcribe files, directories or manifests; segments come lazily, in time order
-    within each recording. With a batch size over 1, spans of many recordings are
-    decoded together and each recording's segments come once it is complete.
+    """Transcribe files, directories or manifests, lazily.
 
-    `settings` (or its fields as keywords: `device`, `compute_type`, `threads`) say where
-    an engine named by `engine` runs. A decoding option the engine cannot honour is an
-    SbasrError, raised before anything is loaded.
+    Segments come in time order within each recording. With a batch size over 1, spans of
+    many recordings are decoded together and each recording's segments come once it is
+    complete.
+
+    Args:
+        inputs: Audio files, directories of them, or JSON Lines manifests (one or many).
+        engine: An engine's name (whisper, speechllm) or an engine already made.
+        model: The model of an engine named by `engine`; None: the engine's default.
+        options: How recordings are cut and decoded; None: the defaults.
+        oracle_segments: Take each recording's segments from its `<audio>.txt`.
+        settings: Where an engine named by `engine` runs.
+        **engine_settings: Fields of `settings` as keywords (`device`, `compute_type`,
+            `threads`).
+
+    Yields:
+        The recognised segments.
+
+    Raises:
+        SbasrError: A decoding option the engine cannot honour or an unknown language
+            (before anything loads), an input that cannot be read, or a recording that
+            fails to decode.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]

@@ -59,11 +59,21 @@ def transcribe_many(
     options: TranscribeOptions,
     window: int | None = None,
 ) -> Iterator[Outcome]:
-    """Every recording's outcome, in the order given; a failure (bad audio, an engine
-    error on one of its spans) is that recording's outcome and the rest go on.
+    """Every recording's outcome, in the order given.
 
-    With `options.decode.batch_size` over 1, spans of up to `window` (default 16 batches)
-    recordings' spans wait together and are batched across recordings."""
+    A failure (bad audio, an engine error on one of its spans) is that recording's outcome,
+    and the rest go on. With `options.decode.batch_size` over 1, the spans of up to `window`
+    recordings wait together and are batched across recordings.
+
+    Args:
+        recordings: The recordings.
+        engine: The engine that decodes them.
+        options: How they are cut and decoded.
+        window: Recordings whose spans are batched together; None: 16 batches' worth.
+
+    Yields:
+        One outcome per recording: its segments, or its error.
+    """
     loaded = _Loader(recordings, options)
     try:
         if (options.decode.batch_size or 1) > 1:

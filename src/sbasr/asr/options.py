@@ -13,7 +13,7 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any, ClassVar
 
 from ..core.choices import CHANNELS, DEVICES, ENGINES
-from ..core.constants import SPEECHLLM_MAX_NEW_TOKENS
+from ..core.constants import SPEECHLLM_BATCH_SIZE, SPEECHLLM_MAX_NEW_TOKENS
 from ..core.errors import SbasrError
 from ..core.options import check_choices, default_of, option
 from ..io.languages import language_choices, user_language
@@ -36,7 +36,7 @@ class DecodeOptions:
         None, "Longest text per segment, in tokens (None: as long as the model allows).", min=1
     )
     # Predict times inside a span (VAD spans hold several sentences). Oracle segments keep
-    # their own times, and decoding without timestamp tokens is ~10% faster.
+    # their own times, and decoding without timestamp tokens is cheaper.
     timestamps: bool = option(True, cli=False)
 
 
@@ -80,9 +80,10 @@ class SpeechLLMDecodeOptions(DecodeOptions):
     engine: ClassVar[str] = "speechllm"
 
     beam_size: int = _engine_default("beam_size", 1)
-    batch_size: int = _engine_default("batch_size", 8)
-    # The paper's 200 suits its LLMs' tokenizers; SmolLM2 spends 12 tokens a second on
-    # Russian, so a 30 s span needs ~370. The duration budget (`token_budget`) is the guard.
+    batch_size: int = _engine_default("batch_size", SPEECHLLM_BATCH_SIZE)
+    # Above the paper's 200, which suits its LLMs' tokenizers: a small LLM's tokenizer can
+    # spend far more tokens a second on some languages. The duration budget
+    # (`token_budget`) is the guard against runaway text.
     max_new_tokens: int = _engine_default("max_new_tokens", SPEECHLLM_MAX_NEW_TOKENS)
     check_corrections: bool = option(
         True,
@@ -190,9 +191,18 @@ def options_from(engine: str, values: dict[str, Any]) -> tuple[TranscribeOptions
 
 
 def check_language(value: str) -> str:
-    """The code of the language a user asked for (`--language`): a Whisper code or an
-    English name, any case; anything else is an SbasrError, raised before a model loads
-    rather than once per file after."""
+    """The code of the language a user asked for (`--language`), checked before a model loads
+    rather than once per file after.
+
+    Args:
+        value: A Whisper language code or an English name, in any case.
+
+    Returns:
+        The language code.
+
+    Raises:
+        SbasrError: Neither a code nor a name Whisper knows.
+    """
     code = user_language(value)
     if code is None:
         import difflib

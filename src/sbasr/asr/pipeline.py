@@ -55,9 +55,23 @@ def transcribe_recording(
     audio: Audio | None = None,
     spans: list[list[Span]] | None = None,
 ) -> Iterator[Segment]:
-    """One recording's segments, channels merged in time order; a whole-file manifest row
-    (`rec.utterance`) gives one segment named by its id. `spans`: each channel's, when
-    `recording_spans` was already run."""
+    """One recording's segments, channels merged in time order.
+
+    A whole-file manifest row (`rec.utterance`) gives one segment named by its id.
+
+    Args:
+        rec: The recording.
+        engine: The engine that decodes it.
+        options: How it is cut and decoded.
+        audio: Its audio, when already loaded.
+        spans: Each channel's spans, when `recording_spans` was already run.
+
+    Yields:
+        The segments.
+
+    Raises:
+        SbasrError: The audio cannot be read, or the engine fails on a span.
+    """
     if audio is None:
         audio = load_audio(rec.path, split_channels=needs_split(rec, options))
     if spans is None:

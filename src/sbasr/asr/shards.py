@@ -167,10 +167,21 @@ class Merged:
 
 
 def merge(output_dir: str | os.PathLike[str]) -> Merged:
-    """Join the shards' records under `output_dir` into `merged/all.keyed` and
-    `merged/all.jsonl` (a segment per line), in input order, and list the recordings
-    that failed in `merged/failed.txt`. Every shard must have finished (failures count
-    as finished): otherwise an SbasrError says which to run or resume."""
+    """Join a sharded transcription's outputs, in input order.
+
+    Writes `merged/all.keyed` and `merged/all.jsonl` (a segment per line), and lists the
+    recordings that failed in `merged/failed.txt`.
+
+    Args:
+        output_dir: The `--output-dir` every shard of the run wrote to.
+
+    Returns:
+        What was merged: files, counts and failures.
+
+    Raises:
+        SbasrError: A shard has not finished (failures count as finished); the message
+            says which to run or resume.
+    """
     from .pipeline import Segment
     from .writers import KeyedWriter
 

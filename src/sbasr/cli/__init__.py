@@ -9,7 +9,6 @@ flags (derived from their options classes at import).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
 from importlib import import_module
@@ -80,21 +79,20 @@ def __getattr__(name: str) -> Any:
 
 def entry() -> None:
     """The `sbasr` command (and `python -m sbasr`): `main`, then, after `sbasr score`, out
-    at once. The interpreter's teardown frees every text of the test set one by one, 5%
-    of scoring 10^5 utterances, and nothing is left to do: the output is flushed first,
-    and scoring's workers are already reaped (`sbasr.scoring.parallel`)."""
+    at once (`sbasr.core.private_hooks.exit_at_once`): nothing is left to do, and scoring's
+    workers are already reaped (`sbasr.scoring.parallel`)."""
     try:
         main()
     except SystemExit as done:
         code = done.code
         if sys.argv[1:2] != ["score"] or not (code is None or isinstance(code, int)):
             raise
+        from ..core.private_hooks import exit_at_once
+
         try:
-            sys.stdout.flush()
-            sys.stderr.flush()
+            exit_at_once(code or 0)
         except OSError:  # a closed pipe: the interpreter reports it as it always did
             raise done from None
-        os._exit(code or 0)
 
 
 def main() -> None:

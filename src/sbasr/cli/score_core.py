@@ -1,12 +1,11 @@
 """What `sbasr score` does, without typer: the run itself, and a reader of its flags
 straight from the command line.
 
-Scoring 10^5 utterances takes under a second, so start-up matters: typer's import and
-its per-parameter validators (pydantic) were a third of a run. `sbasr score` therefore
-reads its arguments here first, and hands over to typer (`sbasr.cli.score`, the one
-definition of the flags and their help) for anything this reader does not take as
-plainly valid: --help, a mistake, an unusual spelling. Both call `run_score`, and a test
-checks that both read every flag alike.
+Start-up is a large share of scoring a test set, and typer's import and its validators
+are a large share of start-up. `sbasr score` therefore reads its arguments here first,
+and hands over to typer (`sbasr.cli.score`) for anything this reader does not take as
+plainly valid: --help, a mistake, an unusual spelling. Both read the flags off the fields
+of `ScoreRun` (spelling, type, choices, bounds and default), and both call `run_score`.
 """
 
 from __future__ import annotations
@@ -14,34 +13,72 @@ from __future__ import annotations
 import json
 import os
 import sys
+import typing
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from ..core.choices import NORMALIZERS, UNITS
 from ..core.errors import SbasrError
+from ..core.options import cli_fields, option
+from ..scoring.options import ScoreOptions
 
-# Option spelling -> (parameter, what it takes): a tuple of choices, `str`, `int` (>= 0),
-# `Path`, or the value a bare flag sets.
-SCORE_FLAGS: dict[str, tuple[str, Any]] = {
-    "--language": ("language", str),
-    "-l": ("language", str),
-    "--language-from-key": ("language_from_key", True),
-    "--no-language-from-key": ("language_from_key", False),
-    "--normalize": ("normalize", NORMALIZERS),
-    "--unit": ("unit", UNITS),
-    "--by-line": ("by_line", True),
-    "--no-by-line": ("by_line", False),
-    "--strict": ("strict", True),
-    "--no-strict": ("strict", False),
-    "--json": ("as_json", True),
-    "--alignments": ("alignments", Path),
-    "--jobs": ("jobs", int),
-}
+
+@dataclass(frozen=True)
+class ScoreRun(ScoreOptions):
+    """`sbasr score`: the scoring options, and what to print and write."""
+
+    as_json: bool = option(False, "Print JSON for machines.", flags=("--json",))
+    alignments: str | None = option(
+        None, "Write every utterance aligned (REF/HYP/S-D-I), worst first.", path=True
+    )
+
+    def scoring(self) -> dict[str, Any]:
+        """The keyword arguments of `sbasr.scoring.api.score` these options stand for."""
+        return {f.name: getattr(self, f.name) for f in fields(ScoreOptions)}
+
+
+def _flag_table(cls: type) -> dict[str, tuple[str, Any]]:
+    """Option spelling -> (field, what it takes) for the CLI fields of `cls`: a tuple of
+    choices, `str`, `int` (at least the field's bound), `Path`, or the value a bare flag
+    sets. The spellings are `sbasr.cli.derive`'s: the field's `flags`, else `--name`, and
+    `--no-name` beside a boolean's derived `--name`."""
+    hints = typing.get_type_hints(cls)
+    table: dict[str, tuple[str, Any]] = {}
+    for f in cli_fields(cls):
+        meta = f.metadata
+        names = meta.get("flags") or ("--" + f.name.replace("_", "-"),)
+        kind: Any
+        if hints[f.name] is bool:
+            table.update({n: (f.name, True) for n in names})
+            if not meta.get("flags"):
+                table[f"--no-{names[0][2:]}"] = (f.name, False)
+            continue
+        if meta.get("choices"):
+            kind = tuple(meta["choices"])
+        elif meta.get("path"):
+            kind = Path
+        elif int in (hints[f.name], *typing.get_args(hints[f.name])):
+            kind = int
+        else:
+            kind = str
+        table.update({n: (f.name, kind) for n in names})
+    return table
+
+
+SCORE_FLAGS: dict[str, tuple[str, Any]] = _flag_table(ScoreRun)
+_MIN = {f.name: f.metadata.get("min") for f in cli_fields(ScoreRun)}
 
 
 def parse_score_args(args: list[str]) -> dict[str, Any] | None:
-    """`run_score`'s keyword arguments for `sbasr score ARGS`, or None where typer must
-    read them (help, an error to report, a form such as `-lja` this reader leaves alone)."""
+    """`run_score`'s arguments for `sbasr score ARGS`.
+
+    Args:
+        args: The command line after `score`.
+
+    Returns:
+        `{"hyp", "ref", "options"}`, or None where typer must read the arguments (help,
+        an error to report, a form such as `-lja` this reader leaves alone).
+    """
     values: dict[str, Any] = {}
     positional: list[str] = []
     i = 0
@@ -74,59 +111,48 @@ def parse_score_args(args: list[str]) -> dict[str, Any] | None:
         if kind is int:
             if not (value.isascii() and value.isdigit()):
                 return None
+            if _MIN[param] is not None and int(value) < _MIN[param]:
+                return None
             values[param] = int(value)
         elif kind is Path:
-            values[param] = Path(value)
+            values[param] = str(Path(value))  # as typer's Path, then the field's str
         elif kind is str or value in kind:
             values[param] = value
         else:
             return None
     if len(positional) != 2 or not all(positional):
         return None
-    return {"hyp": Path(positional[0]), "ref": Path(positional[1]), **values}
+    return {"hyp": Path(positional[0]), "ref": Path(positional[1]), "options": ScoreRun(**values)}
 
 
-def run_score(
-    hyp: Path,
-    ref: Path,
-    *,
-    language: str | None = None,
-    language_from_key: bool = False,
-    normalize: str = "mlcslm",
-    unit: str | None = None,
-    by_line: bool = False,
-    strict: bool = False,
-    as_json: bool = False,
-    alignments: Path | None = None,
-    jobs: int = 0,
-) -> int:
-    """Score and print the table (or JSON); the exit status: 2 after a one-line error."""
+def run_score(hyp: Path, ref: Path, options: ScoreRun) -> int:
+    """Score and print the table (or JSON), writing the alignments if asked.
+
+    Args:
+        hyp: The hypotheses.
+        ref: The references.
+        options: What `sbasr score` was given.
+
+    Returns:
+        The exit status: 0, or 2 after a one-line error on standard error.
+    """
     from ..scoring.api import score, score_summary
 
     try:
-        if alignments is not None:
-            check_not_an_input(alignments, {"hypothesis": hyp, "reference": ref})
         # the table needs the counts alone; the alignments need every utterance
-        report = (score if alignments is not None else score_summary)(
-            hyp,
-            ref,
-            language=language,
-            language_from_key=language_from_key,
-            normalize=normalize,
-            unit=unit,
-            by_line=by_line,
-            strict=strict,
-            jobs=jobs or min(os.cpu_count() or 1, 8),
-        )
+        alignments = options.alignments
+        if alignments is not None:
+            check_not_an_input(Path(alignments), {"hypothesis": hyp, "reference": ref})
+        report = (score if alignments is not None else score_summary)(hyp, ref, **options.scoring())
         if alignments is not None:
             from ..scoring.report import write_alignments
 
-            write_alignments(report, alignments)
+            write_alignments(report, Path(alignments))
     except SbasrError as e:
         sys.stdout.flush()
         sys.stderr.write(f"sbasr: error: {e}\n")
         return 2
-    if as_json:
+    if options.as_json:
         sys.stdout.write(json.dumps(report.to_dict(), ensure_ascii=False, indent=2) + "\n")
         return 0
     from rich.console import Console

@@ -6,4 +6,6 @@ WHISPER_MAX_POSITIONS = 448  # Whisper's decoder window, its start sequence incl
 SPEECHLLM_MAX_NEW_TOKENS = 600  # the Speech-LLM's cap on tokens written per span
 SPEECHLLM_CONFIG = "sbasr-speechllm.json"  # the file that marks a trained Speech-LLM
 DEV_DECODE_MAX_LENGTH = 200  # tokens of a dev transcript decoded during Whisper training
+DEFAULT_WHISPER_MODEL = "base"  # the Whisper model used where none is named
+SPEECHLLM_BATCH_SIZE = 8  # spans the Speech-LLM decodes together
 DEFAULT_QUANTIZATION = "int8"  # a CTranslate2 export's weights, and a converted model's

@@ -25,8 +25,17 @@ def option(
 ) -> Any:
     """A dataclass field with what the CLI needs to offer it as a flag.
 
-    `flags` replaces the derived `--field-name` spelling; `path` makes the flag complete
-    file names; `cli=False` keeps a field for the Python API only.
+    Args:
+        default: The default; a list, dict or set is copied for each instance.
+        help: The flag's help text.
+        choices: The values allowed, if a closed set.
+        min: The smallest value allowed.
+        flags: Spellings in place of the derived `--field-name`.
+        path: The flag takes a file name (completed as one).
+        cli: False keeps the field for the Python API only.
+
+    Returns:
+        The dataclass field.
     """
     meta = {"help": help, "choices": choices, "min": min, "flags": flags, "path": path, "cli": cli}
     if isinstance(default, (list, dict, set)):
@@ -36,11 +45,26 @@ def option(
 
 
 def cli_fields(cls: type) -> list[Field]:
-    """The fields of options class `cls` that the CLI offers, in declaration order."""
+    """The fields of an options class that the CLI offers.
+
+    Args:
+        cls: The options dataclass.
+
+    Returns:
+        Its CLI fields, in declaration order.
+    """
     return [f for f in fields(cls) if f.metadata.get("cli", False)]
 
 
 def default_of(f: Field) -> Any:
+    """A dataclass field's default.
+
+    Args:
+        f: The field.
+
+    Returns:
+        Its default (a fresh one from its factory), or MISSING for a required field.
+    """
     if f.default is not MISSING:
         return f.default
     if f.default_factory is not MISSING:
@@ -49,7 +73,14 @@ def default_of(f: Field) -> Any:
 
 
 def check_choices(opts: object) -> None:
-    """Raise ValueError naming the field when a value is not one of its choices."""
+    """Check every field of an options object that has choices.
+
+    Args:
+        opts: The options dataclass instance.
+
+    Raises:
+        ValueError: A value is not one of its field's choices (the field is named).
+    """
     for f in fields(opts):  # type: ignore[arg-type]
         allowed = f.metadata.get("choices")
         value = getattr(opts, f.name)

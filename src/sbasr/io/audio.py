@@ -31,9 +31,21 @@ class Audio:
 
 
 def load_audio(path: str | os.PathLike[str], split_channels: bool = False) -> Audio:
-    """Decode `path`; mixed down to mono unless `split_channels`. A WAV file shorter than
-    its header says (an interrupted copy or recording) is a warning: FFmpeg decodes what
-    is there without a word."""
+    """Decode an audio file to 16 kHz float32.
+
+    A WAV file shorter than its header says (an interrupted copy or recording) is a warning:
+    FFmpeg decodes what is there without a word.
+
+    Args:
+        path: The file, in any format FFmpeg reads.
+        split_channels: Keep each channel apart instead of mixing down to mono.
+
+    Returns:
+        The channels' samples.
+
+    Raises:
+        SbasrError: The file is missing or cannot be decoded.
+    """
     import av
 
     check_regular(path)
@@ -144,9 +156,22 @@ def _reason(error: Exception) -> str:
 
 
 def load_range(path: str | os.PathLike[str], start: float | None, end: float | None) -> np.ndarray:
-    """Mono 16 kHz samples of `start`..`end` seconds (the whole file for None), reading only
-    that stretch where libsndfile can seek (wav, flac, ogg): a five-second segment of a
-    half-hour call must not decode the half hour."""
+    """Mono 16 kHz samples of a stretch of a file.
+
+    Only that stretch is read where libsndfile can seek (wav, flac, ogg): a short segment of
+    a long call must not decode the whole call.
+
+    Args:
+        path: The file.
+        start: Its first second; None: the file's start.
+        end: Its last second; None: the file's end.
+
+    Returns:
+        The samples.
+
+    Raises:
+        SbasrError: A file libsndfile cannot open and FFmpeg cannot decode either.
+    """
     import soundfile as sf
 
     try:

@@ -37,8 +37,8 @@ NAMES: dict[str, str] = {
 }
 
 # The languages Whisper has tokens for (large-v3 adds yue). Written out rather than taken
-# from faster-whisper's tokenizer table, because importing that loads faster-whisper (0.13 s;
-# transformers' table: 0.8 s) and `sbasr score`, which needs this module, must start fast.
+# from faster-whisper's tokenizer table (or transformers'), because importing that loads
+# the library, and `sbasr score`, which needs this module, must start fast.
 # A test keeps the two equal.
 WHISPER_CODES = frozenset(
     "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no "

@@ -25,36 +25,55 @@ from .edit_distance import DEL, INS, REF, SUB
 from .file_parts import FileParts, cut_alike
 from .normalize import NORMALIZERS
 from .normalize import normalize as normalize_texts
+from .options import ScoreOptions, resolve_jobs
 from .parallel import fork_map
 from .results import ErrorCounts, ScoreReport, ScoreSummary
 from .transcripts import Transcripts, keyed_rows, read_transcripts
 from .units import UNITS
 
 TranscriptSource = str | os.PathLike[str] | Transcripts | Mapping[str, str]
+_DEFAULT = ScoreOptions()  # the keyword defaults below, each written once there
 
 
 def score(
     hypothesis: TranscriptSource,
     reference: TranscriptSource,
     *,
-    language: str | None = None,
-    language_from_key: bool = False,
-    normalize: str = "mlcslm",
-    unit: str | None = None,
-    by_line: bool = False,
-    strict: bool = False,
-    jobs: int = 1,
+    language: str | None = _DEFAULT.language,
+    language_from_key: bool = _DEFAULT.language_from_key,
+    normalize: str = _DEFAULT.normalize,
+    unit: str | None = _DEFAULT.unit,
+    by_line: bool = _DEFAULT.by_line,
+    strict: bool = _DEFAULT.strict,
+    jobs: int = _DEFAULT.jobs,
 ) -> ScoreReport:
     """Score `hypothesis` against `reference`, matching utterances by id.
 
-    Each may be a file (keyed text, JSON Lines, or plain lines with `by_line`), a
-    `Transcripts`, or a mapping id -> text. An utterance's language comes from `language`,
-    else the manifest, else (with `language_from_key`) the key's first field; it decides
-    the normaliser's rules and the unit (`unit` overrides: word, char or mixed).
-    `jobs` > 1 forks that many processes for large sets (the CLI does; a library caller
-    with threads of its own should keep 1).
+    An utterance's language comes from `language`, else the manifest, else (with
+    `language_from_key`) the key's first field; it decides the normaliser's rules and the
+    unit. The defaults are `ScoreOptions`' (`sbasr.scoring.options`), as for `sbasr score`.
+
+    Args:
+        hypothesis: A file (keyed text, JSON Lines, or plain lines with `by_line`), a
+            `Transcripts`, or a mapping id -> text.
+        reference: The same kinds as `hypothesis`.
+        language: The language of every utterance, as a code or an English name.
+        language_from_key: Take the language from the key's first field.
+        normalize: One of `NORMALIZERS`.
+        unit: word, char or mixed for every utterance; None: by language.
+        by_line: Match plain-text lines by number instead of by id.
+        strict: Fail when an id is in one input but not the other.
+        jobs: Processes for large sets (forked); 0: see `resolve_jobs`.
+
+    Returns:
+        The pooled and per-language counts, with every utterance's alignment inputs.
+
+    Raises:
+        SbasrError: An input that cannot be read, a mismatch under `strict`, no id in
+            common, or an unknown normaliser or unit.
     """
     _check_names(normalize, unit)
+    jobs = resolve_jobs(jobs)
     with gc_paused():
         return _score(
             hypothesis,
@@ -73,21 +92,42 @@ def score_summary(
     hypothesis: TranscriptSource,
     reference: TranscriptSource,
     *,
-    language: str | None = None,
-    language_from_key: bool = False,
-    normalize: str = "mlcslm",
-    unit: str | None = None,
-    by_line: bool = False,
-    strict: bool = False,
-    jobs: int = 1,
+    language: str | None = _DEFAULT.language,
+    language_from_key: bool = _DEFAULT.language_from_key,
+    normalize: str = _DEFAULT.normalize,
+    unit: str | None = _DEFAULT.unit,
+    by_line: bool = _DEFAULT.by_line,
+    strict: bool = _DEFAULT.strict,
+    jobs: int = _DEFAULT.jobs,
 ) -> ScoreSummary:
     """The counts `score` gives, without the per-utterance detail: what `sbasr score`
-    prints. Two keyed files that list the same ids in the same order, large enough for
-    several `jobs`, are scored part by part, each process reading only its own lines of
-    each (`file_parts`); anything else is scored as `score` does it."""
+    prints.
+
+    Two keyed files that list the same ids in the same order, large enough for several
+    `jobs`, are scored part by part, each process reading only its own lines of each
+    (`file_parts`); anything else is scored as `score` does it.
+
+    Args:
+        hypothesis: As for `score`.
+        reference: As for `score`.
+        language: As for `score`.
+        language_from_key: As for `score`.
+        normalize: As for `score`.
+        unit: As for `score`.
+        by_line: As for `score`.
+        strict: As for `score`.
+        jobs: As for `score`.
+
+    Returns:
+        The pooled and per-language counts.
+
+    Raises:
+        SbasrError: As for `score`.
+    """
     _check_names(normalize, unit)
     # A pipe (`<(...)`, /dev/stdin) can be read only once: it is read here, whole.
     hypothesis, reference = _read_pipe(hypothesis, by_line), _read_pipe(reference, by_line)
+    jobs = resolve_jobs(jobs)
     with gc_paused():
         if not by_line:
             summary = _summary_in_parts(
@@ -110,10 +150,10 @@ def score_summary(
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off for a block, then as it was before, even when the
+    """The cyclic garbage collector off for a block, then restored, even when the
     block raises. Scoring makes millions of short strings and lists, none in a cycle: the
-    collector would only walk them again and again (a third of the run time on 10^5
-    utterances). It is process-wide, so other threads go without it for that while."""
+    collector would only walk them again and again. It is process-wide, so other threads
+    go without it for that while."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:

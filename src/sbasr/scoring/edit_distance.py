@@ -3,13 +3,13 @@
 The total error count of an utterance is unique, but how it splits into S, D and I is not
 when several alignments cost the same ("a b" -> "b c" is 2 S, or 1 D + 1 I). Tools break
 those ties differently: jiwer (rapidfuzz's backtrace) and meeteval (Kaldi's rule, through
-kaldialign) disagree on ~6% of random pairs. We follow meeteval, the MLC-SLM challenge's
-own tool, exactly, and agree with jiwer on every total.
+kaldialign) disagree on some pairs. sbasr follows meeteval, the MLC-SLM challenge's own
+tool, exactly, and agrees with jiwer on every total.
 
 Doing that fast: rapidfuzz computes, in C and for all pairs in one call, the distance and
 the least and the most substitutions any optimal alignment can have (two weighted
-distances). Where those agree the split is forced; only the rest (about 1% of real pairs)
-go through kaldialign, the library meeteval itself calls.
+distances). Where those agree the split is forced; only the rest (few, on real pairs) go
+through kaldialign, the library meeteval itself calls.
 """
 
 from __future__ import annotations

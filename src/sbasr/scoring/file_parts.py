@@ -127,7 +127,7 @@ def cut_alike(
         if parts < 1 or (parts == 1 and wanted > 1):
             return None
         # The first part, done by the first process, is a twentieth larger: the others
-        # start only once forked, 15-30 ms later.
+        # start only once forked.
         shares = [
             ref_start + (ref_size - ref_start) * (20 * i + 1) // (20 * parts)
             for i in range(1, parts)

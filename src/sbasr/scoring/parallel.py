@@ -4,8 +4,8 @@ Scoring is Python string work under the GIL, so threads do not help. The workers
 forked, so they already hold every text in memory and the function itself (with the
 whole test set bound into it): only each worker's result travels back, pickled, through
 a pipe. Written on os.fork rather than multiprocessing's pool: importing that and
-starting its threads and queues cost 30-40 ms of a 0.5 s `sbasr score` of 10^5
-utterances, for what is one fork and one pipe per worker.
+starting its threads and queues is a large share of a short `sbasr score`, for what is
+one fork and one pipe per worker.
 """
 
 from __future__ import annotations

@@ -31,7 +31,18 @@ class Transcripts:
 
 
 def read_transcripts(path: str | os.PathLike[str], *, by_line: bool = False) -> Transcripts:
-    """Read a transcript file; the format (keyed text or JSON Lines) is told by content."""
+    """Read a transcript file.
+
+    Args:
+        path: Keyed text (`id text` lines) or JSON Lines, told apart by content.
+        by_line: Plain text instead, one utterance per line, keyed by line number.
+
+    Returns:
+        The ids, texts and (from JSON Lines) languages, in file order.
+
+    Raises:
+        SbasrError: The file cannot be read, or a line is malformed (named by number).
+    """
     text = read_text(path)
     if by_line:
         return _parse_lines(str(path), text)

@@ -17,11 +17,14 @@ from .config import ADAPTER_DIR, WEIGHTS_NAME
 
 
 def save_trained(model: nn.Module, directory: str | Path) -> None:
-    """Write `model`'s trained weights, its LLM adapter and its configuration into
-    `directory`.
+    """Write `model`'s trained weights, its LLM adapter and its configuration.
+
+    Args:
+        model: The Speech-LLM.
+        directory: Where they go (made if missing).
 
     Raises:
-        SbasrError: the model's LoRA is merged into the LLM (a decoding copy).
+        SbasrError: The model's LoRA is merged into the LLM (a decoding copy).
     """
     from safetensors.torch import save_file
 
@@ -42,9 +45,19 @@ def save_trained(model: nn.Module, directory: str | Path) -> None:
 
 
 def load_trained(model: nn.Module, state: dict, adapter: dict | None) -> None:
-    """Put saved trained weights in place; anything missing or left over is an error.
-    An LLM adapter needs the model in stage 2 already (`set_stage(2)`, or a
-    configuration saved after it): loading never changes what the model is made of."""
+    """Put saved trained weights in place.
+
+    An LLM adapter needs the model in stage 2 already (`set_stage(2)`, or a configuration
+    saved after it): loading never changes what the model is made of.
+
+    Args:
+        model: The Speech-LLM.
+        state: The trained weights outside the LLM, by parameter name.
+        adapter: The LLM's LoRA weights in peft's naming, or None.
+
+    Raises:
+        SbasrError: A weight is missing or left over, or the adapter does not fit.
+    """
     expected = {
         n for n, _ in model.named_parameters() if model._is_trained(n) and not n.startswith("llm.")
     }
@@ -65,8 +78,17 @@ def load_trained(model: nn.Module, state: dict, adapter: dict | None) -> None:
 
 
 def read_trained(directory: str | Path) -> tuple[dict, dict | None]:
-    """The trained weights saved in `directory`: (model.safetensors, LLM adapter or None);
-    a truncated, empty or foreign file is an SbasrError naming it."""
+    """The trained weights saved in a model or checkpoint directory.
+
+    Args:
+        directory: The directory.
+
+    Returns:
+        (the weights of model.safetensors, the LLM adapter's or None).
+
+    Raises:
+        SbasrError: A missing, truncated, empty or foreign file, named.
+    """
     directory = Path(directory)
     if not (directory / WEIGHTS_NAME).is_file():
         raise SbasrError(f"{directory}: no {WEIGHTS_NAME}")
@@ -90,7 +112,17 @@ def _load_weights(path: Path) -> dict:
 
 
 def average_trained(directories: list[Path]) -> tuple[dict, dict | None]:
-    """The element-wise mean of several checkpoints' trained weights."""
+    """The element-wise mean of several checkpoints' trained weights.
+
+    Args:
+        directories: The checkpoints.
+
+    Returns:
+        (the mean weights, the mean adapter or None when any checkpoint has none).
+
+    Raises:
+        SbasrError: A checkpoint cannot be read.
+    """
     loaded = [read_trained(d) for d in directories]
 
     def mean(dicts: list[dict]) -> dict:

@@ -11,16 +11,16 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from ..core.constants import SPEECHLLM_CONFIG
+from ..core.constants import DEFAULT_WHISPER_MODEL, SPEECHLLM_CONFIG
 from ..core.errors import SbasrError
 
 WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "llm_adapter"
 DEFAULT_LLM = "smollm2"
-PROMPT = "Please transcribe the following audio in {language}:\n"
+PROMPT = "Transcribe the following audio in {language}:\n"
 # The hypothesis-conditioned variant's prompt: Whisper's transcript, then the speech.
 HYPOTHESIS_PROMPT = (
-    "Please transcribe the following audio in {language}. "
+    "Transcribe the following audio in {language}. "
     "A first recogniser heard: {hypothesis}\nThe audio:"
 )
 LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -30,7 +30,7 @@ LLM_LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_pro
 class SpeechLLMConfig:
     """What the model is made of; saved with it, so that it rebuilds from the sources."""
 
-    encoder: str = "base"  # Whisper: embedded name, directory or hub id
+    encoder: str = DEFAULT_WHISPER_MODEL  # Whisper: embedded name, directory or hub id
     encoder2: str | None = None  # HuBERT-style (or a second Whisper), in parallel
     fusion: str = "concat"  # with encoder2 only
     fusion_heads: int = 8
@@ -47,8 +47,9 @@ class SpeechLLMConfig:
     encoder_lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
     stages_done: list[int] = field(default_factory=list)
     # The hypothesis-conditioned variant (not the paper's system): the prompt also carries
-    # the Whisper model's own transcript (`hypothesis_model`, default: the encoder's).
-    hypothesis: bool = False
+    # the Whisper model's own transcript (`hypothesis_model`, default: the encoder's). On,
+    # as in `sbasr finetune`'s default recipe; the paper's plain model sets it off.
+    hypothesis: bool = True
     hypothesis_prompt: str = HYPOTHESIS_PROMPT
     hypothesis_model: str | None = None
     ctc_weight: float = 0.0  # the auxiliary CTC alignment loss (speechllm/ctc.py); 0: off
@@ -72,8 +73,18 @@ class SpeechLLMConfig:
 
 
 def read_config(directory: str | Path) -> SpeechLLMConfig:
-    """The configuration saved in a model directory. A missing, unreadable, truncated or
-    otherwise invalid file is an SbasrError naming it, never a JSON traceback."""
+    """The configuration saved in a model directory.
+
+    Args:
+        directory: The model directory.
+
+    Returns:
+        The configuration; keys it does not know are ignored.
+
+    Raises:
+        SbasrError: A missing, unreadable, truncated or otherwise invalid file, named (never
+            a JSON traceback).
+    """
     path = Path(directory) / SPEECHLLM_CONFIG
     if not path.is_file():
         raise SbasrError(

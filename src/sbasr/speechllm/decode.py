@@ -22,9 +22,19 @@ def score(
     texts: list[str],
     hypotheses: list[str] | None = None,
 ) -> list[float]:
-    """The LLM's log-probability of each text and its end token, given its utterance
-    and prompt: how much it prefers one transcript to another (a correction to the
-    hypothesis it was given, say)."""
+    """The LLM's log-probability of each text and its end token, given its utterance and
+    prompt: how much it prefers one transcript to another.
+
+    Args:
+        model: The Speech-LLM.
+        audio: The utterances, 16 kHz mono.
+        languages: Each utterance's language code.
+        texts: The text to score for each utterance.
+        hypotheses: For a hypothesis-conditioned model, the Whisper text each prompt carries.
+
+    Returns:
+        One summed log-probability per text.
+    """
     hyps = hypotheses or [None] * len(audio)
     prompts = [model.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
     targets = [model.target_ids(t) for t in texts]
@@ -50,12 +60,22 @@ def transcribe(
 ) -> list[str]:
     """Greedy (or beam) transcripts of a batch of utterances, with the KV cache.
 
-    Each row writes at most `max_new_tokens`, and no more than its own utterance can
-    hold (`token_budget`); a row stops early when it loops (`RepetitionStop`), and
-    the loop is cut to one copy. Both are per row, so that a batch runs no longer
-    than its slowest row alone would, and a row's text does not depend on its batch:
-    with one budget for the batch, every row of a batch of short clips wrote up to
-    the longest clip's budget, and one row's loop kept the batch running."""
+    Each row writes at most `max_new_tokens`, and no more than its own utterance can hold
+    (`token_budget`); a row stops early when it loops (`RepetitionStop`), and the loop is cut
+    to one copy. Both are per row, so that a batch runs no longer than its slowest row alone
+    would, and a row's text does not depend on its batch.
+
+    Args:
+        model: The Speech-LLM.
+        audio: The utterances, 16 kHz mono.
+        languages: Each utterance's language code.
+        max_new_tokens: The most tokens any row writes.
+        beam_size: 1 for greedy search, else a beam search of that width.
+        hypotheses: For a hypothesis-conditioned model, Whisper's text of each utterance.
+
+    Returns:
+        One transcript per utterance, in order.
+    """
     from transformers import StoppingCriteriaList
 
     hyps = hypotheses or [None] * len(audio)
@@ -99,7 +119,7 @@ def greedy(
     eos = model.tokenizer.eos_token_id
     causal = model.llm.get_base_model() if hasattr(model.llm, "get_base_model") else model.llm
     params = inspect.signature(causal.forward).parameters
-    # transformers 5 renamed past_key_values to cache, 4.5x num_logits_to_keep
+    # the cache and the logits-to-keep arguments by the names this transformers uses
     cache_arg = "cache" if "cache" in params else "past_key_values"
     keep = {k: 1 for k in ("logits_to_keep", "num_logits_to_keep") if k in params}
     positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: count real tokens

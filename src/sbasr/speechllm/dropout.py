@@ -1,20 +1,18 @@
 """LoRA dropout that is cheap on a CPU.
 
 peft puts an `nn.Dropout` before every adapted projection, and torch's CPU dropout draws
-one Bernoulli number per element (about 2 ns each). In a stage-2 step of the Speech-LLM
-(30 layers, 7 adapted projections each) that was over 100 M draws, a quarter of a bf16
-step on 2 cores. Written here, not taken from a library, because no library offers it:
-four 15-bit uniform numbers are cut from each 64-bit random integer torch draws, which
-makes the mask about 3x cheaper (backward included) with the same distribution, `p`
-rounded to a multiple of 1/32768. On other devices torch's own dropout runs.
+one Bernoulli number per element: a large share of a Speech-LLM training step on a CPU.
+No library offers a cheaper one, so it is written here: four 15-bit uniform numbers are
+cut from each 64-bit random integer torch draws, which gives the same distribution with
+`p` rounded to a multiple of 1/32768. On other devices torch's own dropout runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
 from torch import nn
+
+from ..core.private_hooks import lora_dropouts
 
 _LEVELS = 1 << 15
 
@@ -46,16 +44,15 @@ class CpuDropout(nn.Module):
         return f"p={self.p}"
 
 
-def lora_dropouts(model: nn.Module) -> Iterator[tuple[nn.ModuleDict, str, nn.Module]]:
-    """Each peft LoRA dropout in `model`, as (its table, adapter name, module)."""
-    for module in model.modules():
-        table = getattr(module, "lora_dropout", None)
-        if isinstance(table, nn.ModuleDict):
-            yield from ((table, name, drop) for name, drop in list(table.items()))
-
-
 def cheapen_lora_dropout(model: nn.Module) -> int:
-    """Put `CpuDropout` in place of each peft LoRA dropout in `model`; how many."""
+    """Put `CpuDropout` in place of each peft LoRA dropout in `model`.
+
+    Args:
+        model: A torch module with peft LoRA layers anywhere in it.
+
+    Returns:
+        How many dropouts were replaced.
+    """
     swapped = 0
     for table, name, drop in lora_dropouts(model):
         if isinstance(drop, nn.Dropout):

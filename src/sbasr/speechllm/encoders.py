@@ -20,7 +20,7 @@ from ..core.errors import SbasrError
 from ..io.files import check_safetensors
 
 MEL_HOP = 160  # samples per Whisper log-mel frame at 16 kHz
-_GPU_WIDTH_STEP = 200  # mel frames: 2 s
+_GPU_WIDTH_STEP = 200  # mel frames (2 s): the GPU batch widths' step
 
 
 class WhisperSpeechEncoder(nn.Module):
@@ -73,11 +73,10 @@ class WhisperSpeechEncoder(nn.Module):
         filters = self.mel_filters.to(device)  # 64 kB: a copy per batch costs nothing
         limit = self.max_frames * 2 * MEL_HOP
         lengths = torch.tensor([max(1, min(len(w), limit) // MEL_HOP) for w in audio])
-        # On a GPU, widths in steps of 2 s: cuDNN plans a convolution per input shape, which
-        # cost more than the encoder itself when every batch had a new width. A CPU has no
-        # such plans, and there the padding is pure cost (a 1 s clip padded to 2 s takes
-        # about twice as long: benchmarks/speechllm_train_bench.py). The extra frames are
-        # zeros and masked, so no utterance's output changes either way.
+        # On a GPU, widths in steps (`_GPU_WIDTH_STEP`): cuDNN plans a convolution per input
+        # shape, which can cost more than the encoder itself when every batch has a new
+        # width. A CPU has no such plans, and there the padding is pure cost. The extra
+        # frames are zeros and masked, so no utterance's output changes either way.
         step = self.width_step or (_GPU_WIDTH_STEP if device.type == "cuda" else 1)
         width = min(-(-int(lengths.max()) // step) * step, limit // MEL_HOP)
         out = torch.zeros(len(audio), filters.shape[1], width, device=device)

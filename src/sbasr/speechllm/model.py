@@ -384,7 +384,7 @@ class SpeechLLM(nn.Module):
             positions, packing = pack(mask, "")
             hidden = packing.take(body(inputs_embeds=embeds, attention_mask=mask).last_hidden_state)
         else:
-            with packed_attention(body.config) as inner:
+            with packed_attention(body) as inner:
                 positions, packing = pack(mask, inner)
                 hidden = body(
                     inputs_embeds=packing.take(embeds)[None],

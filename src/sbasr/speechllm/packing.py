@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..core.private_hooks import attention_implementation, eager_attention_of
+
 NAME = "sbasr_packed_rows"  # the attention implementation's name in transformers' table
 
 
@@ -51,18 +53,20 @@ def pack(mask: torch.Tensor, inner: str) -> tuple[torch.Tensor, Packing]:
 def _rows_attention(module, query, key, value, attention_mask, **kwargs):
     """The model's own attention per row: [1, heads, positions, d] laid out as padded
     rows, causal (right padding: a real query never sees padding), packed again."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
-    from transformers.models.llama.modeling_llama import eager_attention_forward
+    from transformers import AttentionInterface
 
     packing: Packing | None = kwargs.pop("sbasr_packing", None)
     if packing is None:  # not a packed call (say, a model whose LLM took this name)
         raise RuntimeError("the packed-rows attention was called without a packing")
     kwargs.pop("position_ids", None)  # the packed row's: flash attention would read them
-    inner = ALL_ATTENTION_FUNCTIONS.get_interface(packing.inner, eager_attention_forward)
+    if packing.inner == "eager":
+        inner = eager_attention_of(module)
+    else:
+        inner = AttentionInterface()[packing.inner]
     rows, width = packing.rows, packing.width
 
     # copies by index_copy and index_select: their backward passes are the same cheap
-    # copies, where indexing's (an accumulating index_put) was 6% of a CPU step
+    # copies, where indexing's is an accumulating index_put
     def spread(x: torch.Tensor) -> torch.Tensor:  # [1, h, n, d] -> [rows, h, width, d]
         x = x[0].transpose(0, 1)  # [n, h, d]
         slots = x.new_zeros(rows * width, *x.shape[1:]).index_copy(0, packing.real, x)
@@ -79,17 +83,18 @@ def _rows_attention(module, query, key, value, attention_mask, **kwargs):
 
 
 @contextlib.contextmanager
-def packed_attention(config) -> Iterator[str]:
-    """The LLM's attention switched to the packed rows' for one forward call; yields its
-    own implementation's name. transformers finds attention implementations by name in
-    one table: this adds a name to it (once) and changes nothing else."""
-    from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+def packed_attention(model) -> Iterator[str]:
+    """The attention of transformers model `model` switched to the packed rows' for one
+    forward call; yields its own implementation's name. transformers finds attention
+    implementations by name in one table: this adds a name to it (once), sets it with
+    the public `set_attn_implementation`, and sets the model's own back after."""
+    from transformers import AttentionInterface
 
-    if NAME not in ALL_ATTENTION_FUNCTIONS:
-        ALL_ATTENTION_FUNCTIONS.register(NAME, _rows_attention)
-    inner = config._attn_implementation or "eager"
-    config._attn_implementation = NAME
+    if NAME not in AttentionInterface().valid_keys():
+        AttentionInterface.register(NAME, _rows_attention)
+    inner = attention_implementation(model)
+    model.set_attn_implementation(NAME)
     try:
         yield inner
     finally:
-        config._attn_implementation = inner
+        model.set_attn_implementation(inner)

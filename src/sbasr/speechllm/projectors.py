@@ -112,9 +112,10 @@ def build_projector(kind: str, dim: int, llm_dim: int, k: int = 4) -> nn.Module:
 @torch.no_grad()
 def match_scale(projector: nn.Module, std: float, dim: int) -> None:
     """Start the projector's outputs at the scale of the LLM's token embeddings (`std` per
-    element). Left at LayerNorm's unit scale they are ~7x larger than SmolLM2's tokens, and
-    a frozen LLM then takes many more steps to read them. Only the initial values change:
-    the conv projector's final LayerNorm gain, the others' last Linear layer."""
+    element). Left at LayerNorm's unit scale they are several times larger than an LLM's
+    token embeddings, and a frozen LLM then takes many more steps to read them. Only the
+    initial values change: the conv projector's final LayerNorm gain, the others' last
+    Linear layer."""
     if isinstance(projector, ConvProjector):
         projector.mlp[-1].weight.fill_(std)
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 from ..core.choices import PRECISIONS
+from ..core.constants import DEFAULT_WHISPER_MODEL
 from ..core.options import option
 
 
@@ -21,7 +22,7 @@ class TrainOptions:
     dev: str | None = option(None, "Dev data, same formats.", path=True)
     output_dir: str = option(help="Where it all goes.", flags=("--output-dir", "-o"), path=True)
     model: str = option(
-        "base",
+        DEFAULT_WHISPER_MODEL,
         "Whisper (speechllm: its encoder): base, tiny.en, a transformers directory or a hub id.",
         flags=("--model", "-m"),
     )

@@ -15,9 +15,8 @@ class SecondsBatchSampler:
     transcript), utterances are sorted by those, and no batch holds more padded positions
     than `POSITION_FACTOR` times the average batch of the same data batched by seconds
     alone. Seconds of audio alone misjudge a batch whose prompt or transcript is long for
-    its audio: a 1 s clip whose Whisper hypothesis looped for 244 tokens padded its 30
-    short neighbours to 280 positions each, a step 20 times slower than the rest that
-    needed over 10 GB on a CPU.
+    its audio (a short clip whose Whisper hypothesis looped): its padding would make one
+    step many times as slow and as large as the rest.
     """
 
     POSITION_FACTOR = 3

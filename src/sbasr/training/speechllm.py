@@ -38,7 +38,19 @@ from .speechllm_trainer import trainer_classes, training_attention
 
 
 def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path:
-    """Run the asked stages one after the other; returns the final model's directory."""
+    """Train the Speech-LLM: the asked stages, one after the other.
+
+    Args:
+        opts: The training options.
+        echo: Where progress lines go.
+        callbacks: transformers `TrainerCallback`s, for callers who watch the run.
+
+    Returns:
+        The final model's directory.
+
+    Raises:
+        SbasrError: Bad options, data or output directory, or a stage that cannot start.
+    """
     from transformers import set_seed
 
     out = Path(opts.output_dir)

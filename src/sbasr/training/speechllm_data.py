@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.constants import SPEECHLLM_BATCH_SIZE
 from ..io.audio import SAMPLE_RATE
 from ..speechllm.cache import EncoderCache, audio_key
 from ..speechllm.model import SpeechLLM
@@ -75,7 +76,9 @@ class SpeechLLMDataset(AudioDataset):
         }
 
 
-def dev_error_rates(model: SpeechLLM, dataset: SpeechLLMDataset, batch: int = 8) -> dict:
+def dev_error_rates(
+    model: SpeechLLM, dataset: SpeechLLMDataset, batch: int = SPEECHLLM_BATCH_SIZE
+) -> dict:
     """The dev set decoded greedily (as `sbasr transcribe` would) and scored by sbasr:
     {"wer": pooled rate, "wer_<language>": ...}."""
     from ..scoring.transcripts import Transcripts

@@ -32,9 +32,8 @@ class Recipe:
 
 
 RECIPES = {
-    # The best measured with about an hour of speech (benchmarks/compare): the
-    # hypothesis-conditioned variant, short batches so that an hour makes ~140 steps an
-    # epoch, a higher stage-1 rate, checkpoints chosen by dev WER, early stopping.
+    # For about an hour of speech: the hypothesis-conditioned variant, short batches (many
+    # steps an epoch), a higher stage-1 rate, checkpoints chosen by dev WER, early stopping.
     "small-data": Recipe(
         hypothesis=True,
         select_by="wer",
@@ -71,7 +70,7 @@ class SpeechLLMOptions(TrainOptions):
 
     recipe: str = option(
         "small-data",
-        "small-data: the best schedule measured with about an hour of speech "
+        "small-data: a schedule for about an hour of speech "
         "(hypothesis-conditioned, dev WER, early stopping); paper: the paper's pure recipe.",
         choices=tuple(RECIPES),
     )

@@ -306,8 +306,19 @@ def _trainer_class():
 
 
 def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
-    """Train, keep the best checkpoint, save, plot and export; returns the output dir.
-    `callbacks` are transformers TrainerCallbacks, for callers who watch the run."""
+    """Fine-tune Whisper: train, keep the best checkpoint, save, plot and export.
+
+    Args:
+        opts: The training options.
+        echo: Where progress lines go.
+        callbacks: transformers `TrainerCallback`s, for callers who watch the run.
+
+    Returns:
+        The output directory.
+
+    Raises:
+        SbasrError: Bad options, data or output directory.
+    """
     from transformers import set_seed
 
     from ..whisper.models import transformers_model

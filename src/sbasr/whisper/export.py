@@ -24,14 +24,26 @@ def export_ct2(
     quantization: str = DEFAULT_QUANTIZATION,
     overwrite: bool = False,
 ) -> Path:
-    """Convert `source` (a transformers Whisper directory, or a LoRA adapter directory whose
-    base is one) to CTranslate2 in `output` (default: `source`/ct2). A LoRA adapter is merged
-    into its base weights first; languages, tasks, suppressed tokens and alignment heads
-    are kept.
+    """Convert a fine-tuned Whisper to CTranslate2, for faster-whisper.
 
-    Nothing sbasr did not write is deleted: an `output` that holds anything but an earlier
-    export of `source` is refused unless `overwrite` (then the export's files are written
-    into it and the rest is kept), and the source directory is never written over."""
+    A LoRA adapter is merged into its base weights first; languages, tasks, suppressed
+    tokens and alignment heads are kept. Nothing sbasr did not write is deleted, and the
+    source directory is never written over.
+
+    Args:
+        source: A transformers Whisper directory, or a LoRA adapter directory whose base
+            is one.
+        output: Where the export goes; None: `source`/ct2.
+        quantization: The weights' type, one of `QUANTIZATIONS`.
+        overwrite: Write into an `output` that holds other files (they are kept).
+
+    Returns:
+        The export's directory.
+
+    Raises:
+        SbasrError: An unknown quantization, a source that is not a Whisper model or
+            adapter, or an `output` holding other files without `overwrite`.
+    """
     source = Path(source)
     if quantization not in QUANTIZATIONS:
         raise SbasrError(f"unknown quantization {quantization!r}; use {', '.join(QUANTIZATIONS)}")

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..core.constants import DEFAULT_QUANTIZATION
+from ..core.constants import DEFAULT_QUANTIZATION, DEFAULT_WHISPER_MODEL
 from ..core.errors import SbasrError
 from ..io.files import check_safetensors
 
-DEFAULT_MODEL = "base"
+DEFAULT_MODEL = DEFAULT_WHISPER_MODEL
 _CT2_FILES = ("config.json", "tokenizer.json", "vocabulary.txt", "vocabulary.json")
 
 
@@ -71,7 +71,18 @@ def cache_dir() -> Path:
 
 
 def resolve_model(model: str) -> str:
-    """A local CTranslate2 directory for `model`, or a hub id to hand to faster-whisper."""
+    """Where faster-whisper finds a Whisper model.
+
+    Args:
+        model: An embedded name (base, tiny.en), a CTranslate2 directory (or one holding
+            `ct2/`), a transformers directory (converted and cached), or a hub id.
+
+    Returns:
+        A local CTranslate2 directory, or a hub id to hand to faster-whisper.
+
+    Raises:
+        SbasrError: A name or path that is none of these.
+    """
     if model in EMBEDDED:
         return str(_prepare_embedded(model))
     path = Path(model).expanduser()
@@ -99,7 +110,7 @@ def resolve_model(model: str) -> str:
 
 def _faster_whisper_names() -> list[str]:
     """The short names faster-whisper maps to hub repositories itself."""
-    from faster_whisper.utils import available_models  # imports faster-whisper: 130 ms
+    from faster_whisper.utils import available_models  # imports faster-whisper: only here
 
     return available_models()
 
@@ -175,7 +186,7 @@ def _assembled_size(dirs: list[Path]) -> int:
 
 
 def _versions(info: _Embedded) -> str:
-    from importlib import metadata  # 25 ms: not at the CLI's start
+    from importlib import metadata  # not at the CLI's start
 
     return "-".join(metadata.version(p) for p in info.packages)
 

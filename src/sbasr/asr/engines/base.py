@@ -41,28 +41,55 @@ class Engine(Protocol):
     name: str  # the key of its options class in `sbasr.asr.options.ENGINE_OPTIONS`
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
-        """The most likely language of `audio` and its probability."""
+        """The most likely language of `audio`.
+
+        Args:
+            audio: One channel, 16 kHz, float32.
+
+        Returns:
+            (language code, its probability).
+        """
         ...
 
     def decode(
         self, audio: np.ndarray, spans: list[Span], options: DecodeOptions
     ) -> Iterator[Decoded]:
-        """Decode `spans` of `audio` (one channel, 16 kHz) in time order, lazily; an option
-        the engine cannot honour is an SbasrError (`sbasr.asr.options.engine_options`).
+        """Decode `spans` of `audio` in time order, lazily.
 
         An engine may also offer `decode_clips(clips, options)`, decoding spans of many
-        recordings in shared batches (see `decode_clips` below)."""
+        recordings in shared batches (see `decode_clips` below).
+
+        Args:
+            audio: One channel, 16 kHz, float32.
+            spans: The parts of `audio` to decode.
+            options: How to decode.
+
+        Yields:
+            What was recognised, each tied to its span by index.
+
+        Raises:
+            SbasrError: An option the engine cannot honour
+                (`sbasr.asr.options.engine_options`).
+        """
         ...
 
 
 def decode_clips(
     engine: Engine, clips: list[np.ndarray], options: DecodeOptions
 ) -> list[list[Decoded]]:
-    """What `engine` makes of each of `clips` (spans cut from any recordings, one
-    language and one set of options), times in seconds of each clip.
+    """What `engine` makes of each of `clips`.
 
     An engine with its own `decode_clips` batches them across recordings; any other
-    decodes them one by one, as a recording of one span each."""
+    decodes them one by one, as a recording of one span each.
+
+    Args:
+        engine: The engine.
+        clips: Spans cut from any recordings, of one language.
+        options: How to decode, for all of them.
+
+    Returns:
+        For each clip, what was recognised in it, times in seconds of the clip.
+    """
     own = getattr(engine, "decode_clips", None)
     if own is not None:
         return own(clips, options)

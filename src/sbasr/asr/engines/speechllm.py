@@ -22,6 +22,7 @@ import numpy as np
 from ...core.constants import SPEECHLLM_CONFIG
 from ...core.errors import SbasrError
 from ...io.audio import SAMPLE_RATE
+from ...speechllm.correction import check_corrections, keep_in_place
 from ..options import DecodeOptions, EngineSettings, SpeechLLMDecodeOptions, engine_options
 from ..segments import Span
 from .base import Decoded, no_gpu
@@ -141,64 +142,34 @@ class SpeechLLMEngine:
             ),
         )
         texts = dict(zip(order, out))
-        result = []
-        for i in range(len(clips)):
-            text = texts[i]  # loops already cut by the model
-            if hyps and lost_its_place(text, hyps[i]):
-                text = hyps[i]
-            result.append(text)
-        if hyps and options.check_corrections:
-            result = self._checked(clips, result, hyps, options)
+        result = [texts[i] for i in range(len(clips))]  # loops already cut by the model
+        if not hyps:
+            return result
+        result = keep_in_place(result, hyps)
+        if options.check_corrections:
+            result = check_corrections(result, hyps, self._pair_scorer(clips, options))
         return result
 
-    def _checked(
-        self,
-        clips: list[np.ndarray],
-        texts: list[str],
-        hyps: dict[int, str],
-        options: SpeechLLMDecodeOptions,
-    ) -> list[str]:
-        """Each correction the LLM made to Whisper's hypothesis, kept only where the two
-        models' log-probabilities together (a product of experts, equal weights) prefer it
-        to the hypothesis; else Whisper's text.
+    def _pair_scorer(self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions):
+        """Scores candidate texts of `clips` by Whisper and by the LLM, for the check of
+        the corrections (`sbasr.speechllm.correction.check_corrections`)."""
 
-        The check guards against the LLM's guesses: a change survives only where the LLM
-        prefers it by more than Whisper objects to it (`benchmarks/compare` measures it).
-        A change of case or punctuation only (the same words under the MLC-SLM rule) is
-        not a correction of what was heard and is kept unchecked."""
-        from ...scoring.normalize import normalize
+        def score(rows: list[int], candidates: list[str], prompted: list[str]):
+            audio = [clips[i] for i in rows]
+            heard = self._whisper().score_texts(audio, candidates, options.language)
+            read = self._batched(
+                list(range(len(candidates))),
+                2 * max(1, options.batch_size // 2),  # whole pairs
+                lambda batch: self.model.score(
+                    [audio[r] for r in batch],
+                    [options.language] * len(batch),
+                    [candidates[r] for r in batch],
+                    hypotheses=[prompted[r] for r in batch],
+                ),
+            )
+            return heard, read
 
-        changed = [i for i, text in enumerate(texts) if text != hyps[i]]
-        no_language = [None] * len(changed)  # the MLC-SLM rule is the same for all
-        corrected_words = normalize([texts[i] for i in changed], no_language, "mlcslm")
-        hypothesis_words = normalize([hyps[i] for i in changed], no_language, "mlcslm")
-        changed = [i for i, a, b in zip(changed, corrected_words, hypothesis_words) if a != b]
-        if not changed:
-            return texts
-        # Each clip's correction and hypothesis side by side, so that both share a batch
-        # and the clip is encoded once for the two (by either model).
-        both = [text for i in changed for text in (texts[i], hyps[i])]
-        audio = [clips[i] for i in changed for _ in range(2)]
-        heard = self._whisper().score_texts(audio, both, options.language)
-        prompted = [hyps[i] for i in changed for _ in range(2)]  # the prompt's hypothesis
-        read = self._batched(
-            list(range(len(both))),
-            2 * max(1, options.batch_size // 2),  # whole pairs
-            lambda rows: self.model.score(
-                [audio[r] for r in rows],
-                [options.language] * len(rows),
-                [both[r] for r in rows],
-                hypotheses=[prompted[r] for r in rows],
-            ),
-        )
-        out = list(texts)
-        for k, i in enumerate(changed):
-            fix, kept = 2 * k, 2 * k + 1  # the correction's row and the hypothesis's
-            if heard[fix] is None or heard[kept] is None:
-                continue  # over 30 s: Whisper cannot judge it, the LLM's text stands
-            if heard[fix] + read[fix] <= heard[kept] + read[kept]:
-                out[i] = hyps[i]
-        return out
+        return score
 
     def _batched(self, items: list[int], size: int, run: Callable[[list[int]], list[T]]) -> list[T]:
         """`run` over `items` in batches of `size`, each in the engine's scope: scoped per
@@ -321,26 +292,3 @@ def _dtype(compute_type: str, device: str):
             f"--compute-type {compute_type}: the speechllm engine takes auto, {', '.join(names)}"
         )
     return names[compute_type]
-
-
-def lost_its_place(correction: str, hypothesis: str) -> bool:
-    """Whether a hypothesis-conditioned model's output lost its place in a Whisper
-    hypothesis of four words or more: it kept less than half of its characters (skipped
-    sentences) or ran to more than 1.5 times its words (a loop the repetition stop does
-    not see; words, not characters, since counted numbers are short). Whisper's text is
-    then kept. Short hypotheses are left alone: there a rewrite ("11" -> "eleven") is
-    what the model learnt.
-
-    Args:
-        correction: The Speech-LLM's text.
-        hypothesis: Whisper's text it was prompted with.
-
-    Returns:
-        True when the correction is to be replaced by the hypothesis.
-    """
-    words = len(hypothesis.split())
-    if words < 4:
-        return False
-    return len(correction.strip()) < 0.5 * len(hypothesis.strip()) or (
-        len(correction.split()) > 1.5 * words
-    )
