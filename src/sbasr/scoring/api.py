@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import os
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -20,8 +20,8 @@ import numpy as np
 
 from ..core.errors import SbasrError
 from ..io import languages as lang_mod
+from .by_language import language_code, language_order, per_language, utterance_languages
 from .counts import count_texts
-from .edit_distance import DEL, INS, REF, SUB
 from .file_parts import FileParts, cut_alike
 from .normalize import NORMALIZERS
 from .normalize import normalize as normalize_texts
@@ -199,7 +199,7 @@ def _score(
         # inputs.
         raise SbasrError(_no_match_message(hyp, ref))
 
-    langs = _languages(ref, hyp, language, language_from_key)
+    langs = utterance_languages(ref, hyp, language, language_from_key)
     unit_of = _units_of(langs, unit)
     units = [unit_of[code] for code in langs]
 
@@ -211,7 +211,7 @@ def _score(
     except OverflowError:
         raise SbasrError(f"{ref.path}: over 1.1 million distinct tokens; split the set") from None
 
-    rows = _per_language(langs, unit_of, counts)
+    rows = per_language(langs, unit_of, counts)
     return ScoreReport(
         pooled=_pooled(rows),
         languages=rows,
@@ -277,7 +277,7 @@ def _summary_in_parts(
     (see `file_parts`): other ids or order, an id twice, JSON Lines, bad UTF-8 ..."""
     if not all(isinstance(s, (str, os.PathLike)) for s in (hypothesis, reference)):
         return None
-    code = _language_code(language) if language else None
+    code = language_code(language) if language else None
     # With one job, only a set too large to hold is read in blocks, in this process.
     least = _MIN_PER_JOB if jobs > 1 else _MIN_STREAMED
     parts = cut_alike(hypothesis, reference, max(1, jobs), least)
@@ -297,7 +297,7 @@ def _summary_in_parts(
     for result in results:
         for row in result.rows:  # type: ignore[union-attr]
             by_language.setdefault(row.language, []).append(row)
-    rows = [_pooled(by_language[c], c) for c in _language_order(by_language)]
+    rows = [_pooled(by_language[c], c) for c in language_order(by_language)]
     return ScoreSummary(
         pooled=_pooled(rows), languages=rows, missing=[], extra=[], normalize=normalize
     )
@@ -334,7 +334,7 @@ def _count_part(
             counts = _count_chunk(
                 ref_texts, hyp_texts, langs, units, normalize, False, range(len(ids))
             )
-            rows += _per_language(langs, unit_of, counts)
+            rows += per_language(langs, unit_of, counts)
             hashes.append(np.fromiter(map(hash, ids), dtype=np.int64, count=len(ids)))
     except UnicodeDecodeError:
         return None
@@ -393,68 +393,6 @@ def _load(source: TranscriptSource, by_line: bool) -> Transcripts:
     if isinstance(source, Mapping):
         return Transcripts("<mapping>", [str(k) for k in source], [str(v) for v in source.values()])
     return read_transcripts(source, by_line=by_line)
-
-
-def _languages(
-    ref: Transcripts, hyp: Transcripts, language: str | None, from_key: bool
-) -> list[str | None]:
-    n = len(ref.ids)
-    if language:
-        return [_language_code(language)] * n
-    cache: dict[str, str | None] = {}
-
-    def resolve(value: str) -> str | None:
-        if value not in cache:
-            cache[value] = lang_mod.to_code(value)
-        return cache[value]
-
-    langs: list[str | None] = [None] * n
-    if ref.languages:
-        langs = [resolve(v) if v else None for v in ref.languages]
-    if hyp.languages and None in langs:
-        by_id = dict(zip(hyp.ids, hyp.languages))
-        langs = [
-            code or (resolve(by_id[uid]) if by_id.get(uid) else None)
-            for uid, code in zip(ref.ids, langs)
-        ]
-    if from_key and None in langs:
-        langs = [code or lang_mod.from_key(uid) for uid, code in zip(ref.ids, langs)]
-    return langs
-
-
-def _language_code(language: str) -> str:
-    code = lang_mod.to_code(language)
-    if code is None:
-        raise SbasrError(f"unknown language {language!r}; give a code such as en or ja")
-    return code
-
-
-def _language_order(codes: Iterable[str | None]) -> list[str | None]:
-    """The report's order of language rows: by name, unknown last."""
-    return sorted(codes, key=lambda c: (c is None, lang_mod.name(c)))
-
-
-def _per_language(
-    langs: list[str | None], unit_of: dict[str | None, str], counts: np.ndarray
-) -> list[ErrorCounts]:
-    order = _language_order(unit_of)
-    index = {code: i for i, code in enumerate(order)}
-    group = np.fromiter((index[c] for c in langs), dtype=np.int64, count=len(langs))
-    sums = np.zeros((len(order), 4), dtype=np.int64)
-    np.add.at(sums, group, counts)
-    utts = np.bincount(group, minlength=len(order))
-    return [
-        ErrorCounts(
-            code,
-            unit_of[code],
-            int(utts[i]),
-            int(sums[i, REF]),
-            int(sums[i, SUB]),
-            int(sums[i, DEL]),
-            int(sums[i, INS]),
-        )
-        for i, code in enumerate(order)
-    ]
 
 
 def _mismatch_message(hyp_path: str, ref_path: str, missing: list[str], extra: list[str]) -> str:
