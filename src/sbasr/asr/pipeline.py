@@ -112,7 +112,9 @@ def transcribe_recording(
     if spans is None:
         spans = recording_spans(rec, audio, options)
     streams = [
-        _channel_segments(rec, engine, samples, chosen, options)
+        _channel_segments(
+            rec, engine, samples, chosen, options, [s for other in spans for s in other]
+        )
         for samples, chosen in zip(audio.channels, spans)
         if chosen
     ]
@@ -182,19 +184,81 @@ def _speaker_label(channel: int) -> str:
 
 
 def _channel_segments(
-    rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
+    rec: Recording,
+    engine: Engine,
+    audio: np.ndarray,
+    spans: list[Span],
+    options: TranscribeOptions,
+    every: list[Span] | None = None,
 ) -> Iterator[Segment]:
-    by_lang: dict[str | None, list[int]] = {}
-    for i, lang in enumerate(span_languages(rec, engine, audio, spans, options)):
-        if lang is not None:
-            by_lang.setdefault(lang, []).append(i)
+    """One channel's segments; `every`: the spans of all the recording's channels."""
+    languages = span_languages(rec, engine, audio, spans, options)
+    if getattr(options.decode, "condition_on_previous_text", False):
+        groups = context_runs(spans, languages, every or spans)
+    else:  # no text carries over: each language's spans in one call
+        by_lang: dict[str, list[int]] = {}
+        for i, lang in enumerate(languages):
+            if lang is not None:
+                by_lang.setdefault(lang, []).append(i)
+        groups = list(by_lang.values())
     streams = []
-    for lang, indices in by_lang.items():
+    for indices in groups:
+        lang = languages[indices[0]]
         opts = span_options(rec, spans, options, lang)
         chosen = [spans[i] for i in indices]
         streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
     merged = heapq.merge(*streams, key=lambda s: s[1].start)
     yield from join_spans(rec, spans, merged)
+
+
+# Spans of one channel at most this far apart (seconds), with no other channel's speech
+# between them, are one speaker's contiguous speech: VAD's own gap for merging regions.
+CONTEXT_GAP = 1.0
+
+
+def context_runs(
+    spans: list[Span], languages: list[str | None], every: list[Span]
+) -> list[list[int]]:
+    """One channel's spans (indices, in order) in runs of one speaker's contiguous speech,
+    the only stretches where a span is decoded with the text before it as its prompt.
+
+    A run ends at a gap over `CONTEXT_GAP`, a change of language or speaker, an overlap
+    with the span before, and wherever another channel's span (of `every`) lies between
+    the two or overlaps the later one: a short answer after a long prompt must not be
+    prompted with it, or Whisper writes the prompt's sentence again. Spans without a
+    language (no audio) are in no run.
+
+    Args:
+        spans: One channel's spans, in time order.
+        languages: Each span's decoding language, None for one not decoded.
+        every: The spans of every channel of the recording (this one's included).
+
+    Returns:
+        Lists of indices into `spans`, each decoded in one call.
+    """
+    runs: list[list[int]] = []
+    last: int | None = None
+    for i, span in enumerate(spans):
+        if languages[i] is None:
+            continue
+        if last is not None:
+            prev = spans[last]
+            other = any(
+                o.channel != span.channel and o.start < span.end and o.end > prev.end for o in every
+            )
+            joined = (
+                languages[last] == languages[i]
+                and prev.speaker == span.speaker
+                and prev.end <= span.start <= prev.end + CONTEXT_GAP
+                and not other
+            )
+            if joined:
+                runs[-1].append(i)
+                last = i
+                continue
+        runs.append([i])
+        last = i
+    return runs
 
 
 def span_languages(
