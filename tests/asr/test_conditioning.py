@@ -79,3 +79,53 @@ def test_short_turns_after_a_long_one_are_not_prompted_with_it(tmp_path, fake_va
         [(0, 7.6)],
         [(1, 5.8)],
     ]
+
+
+def test_hotwords_keep_each_turn_its_own_segment(tmp_path, fake_vad, monkeypatch):  # noqa: F811
+    """Prompted with hotwords Whisper writes no timestamps, so turns VAD would merge into
+    one span are spans of their own, each decoded alone."""
+    import sbasr.asr.pipeline
+
+    calls = []
+    real = sbasr.asr.pipeline.vad_spans
+
+    def vad(audio, channel=0, speaker=None, max_gap=1.0):
+        calls.append(max_gap)
+        return real(audio, channel, speaker, max_gap)
+
+    monkeypatch.setattr(sbasr.asr.pipeline, "vad_spans", vad)
+    turns = [tone(300, 1.0), silence(0.6), tone(400, 0.5), silence(0.6), tone(350, 0.8)]
+    path = tmp_path / "mono.wav"
+    sf.write(path, np.concatenate([silence(0.2), *turns]), SR)
+    engine = CallRecorder()
+    decode = WhisperDecodeOptions(hotwords="sbasr")
+    segments = list(sbasr.transcribe(path, engine=engine, options=TranscribeOptions(decode=decode)))
+    assert calls == [0.0] and [s.text for s in segments] == ["en-300", "en-400", "en-350"]
+    assert engine.calls == [[(0, 0.2)], [(0, 1.8)], [(0, 2.9)]]
+    calls.clear()
+    list(sbasr.transcribe(path, engine=CallRecorder()))
+    assert calls == [1.0]
+
+
+def test_a_segment_without_timestamps_ends_with_its_span():
+    from types import SimpleNamespace
+
+    from sbasr.asr.engines.whisper import _decoded
+
+    def seg(start, end, text):
+        return SimpleNamespace(
+            start=start, end=end, text=text, words=None, avg_logprob=-0.2, no_speech_prob=0.0
+        )
+
+    # Whisper's one segment for a 2 s span runs on to 7 s, past the next span's start
+    out = list(
+        _decoded(
+            [seg(0.0, 7.0, "please hold"), seg(5.0, 6.0, "five")],
+            0.0,
+            np.array([0.0, 5.0]),
+            "en",
+            10 * SR,
+            np.array([2.0, 6.0]),
+        )
+    )
+    assert [(d.span, d.start, d.end) for d in out] == [(0, 0.0, 2.0), (1, 5.0, 6.0)]

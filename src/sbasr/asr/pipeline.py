@@ -131,8 +131,16 @@ def recording_spans(rec: Recording, audio: Audio, options: TranscribeOptions) ->
             out.append(split_long([s for s in rec.spans if s.channel == index], samples))
         else:
             speaker = _speaker_label(index) if len(audio.channels) > 1 else None
-            out.append(vad_spans(samples, channel=index, speaker=speaker))
+            out.append(vad_spans(samples, channel=index, speaker=speaker, max_gap=_gap(options)))
     return out
+
+
+def _gap(options: TranscribeOptions) -> float:
+    """The longest pause VAD regions are merged across. Prompted with hotwords, Whisper
+    writes no timestamps, so a span of several turns would come out as one segment: each
+    region is then a span of its own, decoded with no text before it but the hotwords
+    (Whisper, prompted with one turn, writes it again for the next)."""
+    return 0.0 if getattr(options.decode, "hotwords", None) else 1.0
 
 
 def join_channels(
@@ -194,7 +202,7 @@ def _channel_segments(
     """One channel's segments; `every`: the spans of all the recording's channels."""
     languages = span_languages(rec, engine, audio, spans, options)
     if getattr(options.decode, "condition_on_previous_text", False):
-        groups = context_runs(spans, languages, every or spans)
+        groups = context_runs(spans, languages, every or spans, _gap(options))
     else:  # no text carries over: each language's spans in one call
         by_lang: dict[str, list[int]] = {}
         for i, lang in enumerate(languages):
@@ -211,27 +219,23 @@ def _channel_segments(
     yield from join_spans(rec, spans, merged)
 
 
-# Spans of one channel at most this far apart (seconds), with no other channel's speech
-# between them, are one speaker's contiguous speech: VAD's own gap for merging regions.
-CONTEXT_GAP = 1.0
-
-
 def context_runs(
-    spans: list[Span], languages: list[str | None], every: list[Span]
+    spans: list[Span], languages: list[str | None], every: list[Span], gap: float = 1.0
 ) -> list[list[int]]:
     """One channel's spans (indices, in order) in runs of one speaker's contiguous speech,
     the only stretches where a span is decoded with the text before it as its prompt.
 
-    A run ends at a gap over `CONTEXT_GAP`, a change of language or speaker, an overlap
-    with the span before, and wherever another channel's span (of `every`) lies between
-    the two or overlaps the later one: a short answer after a long prompt must not be
-    prompted with it, or Whisper writes the prompt's sentence again. Spans without a
-    language (no audio) are in no run.
+    A run ends at a pause over `gap` seconds (the pause VAD merges regions across), a
+    change of language or speaker, an overlap with the span before, and wherever another
+    channel's span (of `every`) lies between the two or overlaps the later one: a short
+    answer after a long prompt must not be prompted with it, or Whisper writes the
+    prompt's sentence again. Spans without a language (no audio) are in no run.
 
     Args:
         spans: One channel's spans, in time order.
         languages: Each span's decoding language, None for one not decoded.
         every: The spans of every channel of the recording (this one's included).
+        gap: The longest pause within one run.
 
     Returns:
         Lists of indices into `spans`, each decoded in one call.
@@ -249,7 +253,7 @@ def context_runs(
             joined = (
                 languages[last] == languages[i]
                 and prev.speaker == span.speaker
-                and prev.end <= span.start <= prev.end + CONTEXT_GAP
+                and prev.end <= span.start <= prev.end + gap
                 and not other
             )
             if joined:
