@@ -7,6 +7,7 @@ formats in `sbasr.asr.writers`. `transcribe()` yields segments lazily, file afte
 from __future__ import annotations
 
 import heapq
+import itertools
 import os
 import warnings
 from collections.abc import Iterable, Iterator
@@ -315,23 +316,35 @@ def join_spans(
     rec: Recording, spans: list[Span], decoded: Iterable[tuple[int, Decoded]]
 ) -> Iterator[Segment]:
     """VAD spans give one segment per decoded piece; an oracle segment gives exactly one
-    segment, its pieces joined, so that its id appears once (and an empty one too)."""
+    segment, its pieces joined, so that its id appears once (and an empty one too).
+
+    A VAD span decoded as one piece is named by the span's own times, whatever times the
+    engine gave the text, so that every engine names it alike and hypotheses join by
+    key; a span the engine cut into several pieces names each by the piece's times."""
     if not spans or spans[0].id is None:
-        for index, d in decoded:
-            span = spans[index]
-            yield Segment(
-                segment_id(rec.id, span.speaker, d.start, d.end),
-                rec.id,
-                d.start,
-                d.end,
-                d.text,
-                span.speaker,
-                span.channel,
-                d.language,
-                d.words,
-                d.avg_logprob,
-                d.no_speech_prob,
-            )
+        held: list[tuple[int, Decoded]] = []
+        end: list[tuple[int, Decoded | None]] = [(-1, None)]  # flushes the last span
+        for index, d in itertools.chain(decoded, end):
+            if held and index != held[0][0]:
+                span = spans[held[0][0]]
+                for _, piece in held:
+                    times = (span.start, span.end) if len(held) == 1 else (piece.start, piece.end)
+                    yield Segment(
+                        segment_id(rec.id, span.speaker, *times),
+                        rec.id,
+                        piece.start,
+                        piece.end,
+                        piece.text,
+                        span.speaker,
+                        span.channel,
+                        piece.language,
+                        piece.words,
+                        piece.avg_logprob,
+                        piece.no_speech_prob,
+                    )
+                held = []
+            if d is not None:
+                held.append((index, d))
         return
     pieces: dict[str, list[Decoded]] = {}
     for index, d in decoded:
