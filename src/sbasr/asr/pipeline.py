@@ -270,27 +270,41 @@ def span_languages(
     rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
 ) -> list[str | None]:
     """The language each span of one channel is decoded in: the user's, the manifest
-    row's, the oracle segment's, else detected (once per channel on its longest span, or
-    per span with `language_per_segment`); None for a span with no audio (past the end
-    of the file, warned about), which is not decoded."""
+    row's, the oracle segment's, else detected; None for a span with no audio (past the
+    end of the file, warned about), which is not decoded.
+
+    Detected, the channel's language is that of its longest span, and every other span's
+    is detected too: a span takes its own language where the detection is sure of it
+    (`SWITCH_PROBABILITY`), so that a call that changes language is not decoded (and
+    translated) in one; with `language_per_segment`, each span takes its own whatever
+    the detection's confidence."""
     decode = options.decode
     fixed = language_code(decode.language or rec.language)  # the user's, or the manifest row's
-    detected: str | None = None
     out: list[str | None] = []
-    for span in spans:
+    detected: dict[int, tuple[str, float]] = {}
+    for i, span in enumerate(spans):
         if not len(span.samples(audio)):  # past the end of the audio (warned): no text
             out.append(None)
         elif fixed:
             out.append(fixed)
         elif span.language:  # an oracle segment's own language
             out.append(language_code(span.language))
-        elif options.language_per_segment:
-            out.append(engine.detect_language(span.samples(audio))[0])
-        else:  # one language for the channel, detected once on its longest span
-            if detected is None:
-                detected = engine.detect_language(_longest(spans, audio).samples(audio))[0]
-            out.append(detected)
+        else:
+            detected[i] = engine.detect_language(span.samples(audio))
+            out.append(detected[i][0])
+    if detected and not options.language_per_segment:
+        longest = max(range(len(spans)), key=lambda i: len(spans[i].samples(audio)))
+        channel = (detected.get(longest) or engine.detect_language(spans[longest].samples(audio)))[
+            0
+        ]
+        for i, (own, probability) in detected.items():
+            out[i] = own if probability >= SWITCH_PROBABILITY else channel
     return out
+
+
+# How sure the language detection must be of a span's language for the span to leave its
+# channel's language.
+SWITCH_PROBABILITY = 0.5
 
 
 def span_options(
@@ -324,7 +338,9 @@ def join_spans(
     if not spans or spans[0].id is None:
         held: list[tuple[int, Decoded]] = []
         end: list[tuple[int, Decoded | None]] = [(-1, None)]  # flushes the last span
+        heard: set[int] = set()
         for index, d in itertools.chain(decoded, end):
+            heard.add(index)
             if held and index != held[0][0]:
                 span = spans[held[0][0]]
                 for _, piece in held:
@@ -345,6 +361,7 @@ def join_spans(
                 held = []
             if d is not None:
                 held.append((index, d))
+        _warn_unheard(rec, [s for i, s in enumerate(spans) if i not in heard])
         return
     pieces: dict[str, list[Decoded]] = {}
     for index, d in decoded:
@@ -375,6 +392,30 @@ def join_spans(
         )
 
 
+# Speech this long (seconds) that comes out with no text is warned about.
+_UNHEARD = 2.0
+
+
+def _warn_unheard(rec: Recording, spans: list[Span]) -> None:
+    """A warning naming the stretches of speech of `_UNHEARD` s or more that gave no text:
+    speech is never dropped silently (decoded in the wrong language, Whisper may write
+    nothing)."""
+    long = [s for s in spans if s.duration >= _UNHEARD]
+    if not long:
+        return
+    first = long[0]
+    where = f"{first.start:.1f}-{first.end:.1f} s" + (
+        f", speaker {first.speaker}" if first.speaker else ""
+    )
+    more = f" and {len(long) - 1} more" if len(long) > 1 else ""
+    warnings.warn(
+        f"{rec.path}: no text for speech at {where}{more}: if it is in another language, "
+        "transcribe with --language-per-segment or --language",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def _join_utterance(rec: Recording, segments: Iterable[Segment], duration: float) -> Segment:
     """A whole-file manifest row as one segment named by its id: every piece of every
     channel in time order, over the whole file (a row without speech keeps its id, with
@@ -395,8 +436,3 @@ def _join_utterance(rec: Recording, segments: Iterable[Segment], duration: float
         float(np.mean(probs)) if probs else None,
         max((p.no_speech_prob or 0.0) for p in parts) if parts else None,
     )
-
-
-def _longest(spans: list[Span], audio: np.ndarray) -> Span:
-    """The span with the most audio (a segment past the end of the file has none)."""
-    return max(spans, key=lambda s: len(s.samples(audio)))
