@@ -151,11 +151,7 @@ def main() -> None:
     parser.add_argument("--model", default="base")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
-        "--conditioning",
-        choices=("both", "on", "off"),
-        default="both",
-        help="rows with the default conditioning (on), with --no-condition-on-previous-text "
-        "(off), or both",
+        "--rows", default="0,1,2,3", help="which rows to run (0-3, comma-separated)"
     )
     args = parser.parse_args()
 
@@ -174,11 +170,11 @@ def main() -> None:
         rows = [
             ("--language-per-segment", True, None),
             ("--language-per-segment --no-condition-on-previous-text", True, False),
-            ("(one language per channel)", False, None),
-            ("(one language per channel) --no-condition-on-previous-text", False, False),
+            ("(default language detection)", False, None),
+            ("(default language detection) --no-condition-on-previous-text", False, False),
         ]
-        keep = {"both": (None, False), "on": (None,), "off": (False,)}[args.conditioning]
-        for name, per_segment, condition in [r for r in rows if r[2] in keep]:
+        chosen = [rows[int(i)] for i in args.rows.split(",")]
+        for name, per_segment, condition in chosen:
             decode = WhisperDecodeOptions()
             if condition is not None:
                 decode = WhisperDecodeOptions(condition_on_previous_text=condition)
