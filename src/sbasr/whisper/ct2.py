@@ -285,7 +285,13 @@ def export_ct2(
     Nothing sbasr did not write is deleted: an `output` that holds anything but an earlier
     export of `source` is refused unless `overwrite` (then the export's files are written
     into it and the rest is kept), and the source directory is never written over."""
-    source = Path(source)
+    from ..training.quiet import no_progress_bars
+
+    with no_progress_bars():  # a bar per model loaded says nothing here
+        return _export(Path(source), output, quantization, overwrite)
+
+
+def _export(source: Path, output: str | Path | None, quantization: str, overwrite: bool) -> Path:
     if quantization not in QUANTIZATIONS:
         raise SbasrError(f"unknown quantization {quantization!r}; use {', '.join(QUANTIZATIONS)}")
     if source.exists() and not source.is_dir():
@@ -486,10 +492,13 @@ def transformers_to_ct2(source: Path, output: Path, quantization: str | None) ->
     from what it has."""
     from ctranslate2.converters import TransformersConverter
 
+    from ..training.quiet import no_progress_bars
+
     copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (source / f).exists()]
-    TransformersConverter(str(source), copy_files=copy).convert(
-        str(output), quantization=quantization, force=True
-    )
+    with no_progress_bars():  # also on a model's first use, converted into the cache
+        TransformersConverter(str(source), copy_files=copy).convert(
+            str(output), quantization=quantization, force=True
+        )
     if not (output / "preprocessor_config.json").is_file():
         from transformers import WhisperFeatureExtractor
 

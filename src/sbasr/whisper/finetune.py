@@ -28,7 +28,12 @@ from ..training.output import (
     refuse_earlier_run,
     remove_checkpoints,
 )
-from ..training.quiet import quiet_checkpoint_order, quiet_peft, quiet_whisper_generate
+from ..training.quiet import (
+    quiet_adapter_save,
+    quiet_checkpoint_order,
+    quiet_peft,
+    quiet_whisper_generate,
+)
 from ..training.record import plot_history, save_config
 from .models import EMBEDDED
 from .options import WhisperOptions
@@ -348,11 +353,12 @@ def finetune_whisper(opts: WhisperOptions, echo=print, callbacks=()) -> Path:
             world_size=trainer.accelerator.num_processes,
             distributed=str(trainer.accelerator.distributed_type),
         )
-    with quiet_checkpoint_order():
+    with quiet_checkpoint_order(), quiet_adapter_save():
         trainer.train(resume_from_checkpoint=resume_from)
     if not trainer.is_world_process_zero():
         return out
-    trainer.save_model(str(out))
+    with quiet_adapter_save():
+        trainer.save_model(str(out))
     trainer.save_state()  # trainer_state.json: history, best checkpoint, run time
     from .ct2 import save_processor
 
