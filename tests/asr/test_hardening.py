@@ -52,23 +52,23 @@ def test_a_manifest_row_without_times_is_one_segment_named_by_its_id(tmp_path, f
     )
     segs = list(sbasr.transcribe(m, engine=FakeEngine()))
     assert [(s.id, s.text) for s in segs] == [
-        ("it-call-forwarding", "en-440 en-660"),
+        ("it-call-forwarding", "en-440 it-660"),  # the 660 Hz burst is "Italian"
         ("y", "en-550 en-330"),  # no id: the file's stem, as scoring names it
     ]
     assert (segs[0].start, segs[0].end) == (0.0, 4.0)  # the row is the whole file
     # a plain audio file keeps one segment per span
     plain = list(sbasr.transcribe(tmp_path / "x.wav", engine=FakeEngine()))
-    assert [s.id for s in plain] == ["x-A-000050-000150", "x-A-000250-000350"]
+    assert [s.id for s in plain] == ["x-000050-000150", "x-000250-000350"]  # no speaker made up
 
 
 def test_manifest_ids_key_the_keyed_output_and_score_against_the_manifest(tmp_path, fake_cli):
     two_bursts(tmp_path / "x.wav")
-    rows = [{"id": "it-call-forwarding", "audio": "x.wav", "text": "en-440 en-660"}]
+    rows = [{"id": "it-call-forwarding", "audio": "x.wav", "text": "en-440 it-660"}]
     m = manifest(tmp_path / "m.jsonl", rows)
     out = invoke("transcribe", str(m), "-f", "keyed", "-o", str(tmp_path / "hyp"))
     assert out.exit_code == 0, out.output
     keyed = (tmp_path / "hyp" / "it-call-forwarding.keyed").read_text()
-    assert keyed == "it-call-forwarding en-440 en-660\n"
+    assert keyed == "it-call-forwarding en-440 it-660\n"
     assert sbasr.score(tmp_path / "hyp" / "it-call-forwarding.keyed", m).pooled.rate == 0
 
 
@@ -322,13 +322,13 @@ def test_dash_output_dir_is_stdout_for_stream_formats(tmp_path, fake_cli, monkey
     out = invoke("transcribe", "x.wav", "y.wav", "-f", "keyed", "-o", "-")
     assert out.exit_code == 0, out.output
     assert out.stdout.splitlines() == [
-        "x-A-000050-000150 en-440",
-        "x-A-000250-000350 en-660",
-        "y-A-000050-000150 en-330",
-        "y-A-000250-000350 en-550",
+        "x-000050-000150 en-440",
+        "x-000250-000350 it-660",
+        "y-000050-000150 en-330",
+        "y-000250-000350 en-550",
     ]
     out = invoke("transcribe", "x.wav", "y.wav", "-o", "-")  # txt
-    assert out.exit_code == 0 and out.stdout == "en-440\nen-660\nen-330\nen-550\n"
+    assert out.exit_code == 0 and out.stdout == "en-440\nit-660\nen-330\nen-550\n"
     out = invoke("transcribe", "x.wav", "-f", "srt", "-o", "-")  # one recording: one document
     assert out.exit_code == 0 and out.stdout.startswith("1\n00:00:00,500 --> 00:00:01,500\n")
     assert not (tmp_path / "-").exists()

@@ -4,7 +4,7 @@ no word is split between two pieces, and still one segment with the row's own ti
 from __future__ import annotations
 
 import numpy as np
-from conftest import SR, needs_espeak, speak
+from conftest import SR, speak
 
 from sbasr.asr.segments import MAX_SPAN, Span, split_long
 
@@ -21,7 +21,6 @@ def _phrases(n: int, pause: float) -> tuple[np.ndarray, list[tuple[float, float]
     return np.concatenate(pieces), times
 
 
-@needs_espeak
 def test_a_long_row_is_cut_in_its_pauses_not_through_words():
     audio, times = _phrases(16, pause=1.5)
     row = Span(0.0, len(audio) / SR, id="long", language="en")

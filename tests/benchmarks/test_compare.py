@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import soundfile as sf
-from conftest import needs_espeak, speak
+from conftest import speak
 
 ROOT = Path(__file__).resolve().parents[2]
 SAY = {
@@ -21,7 +21,6 @@ SAY = {
 }
 
 
-@needs_espeak
 def test_quick_comparison_runs_every_system(tmp_path, parts):
     rows = {"train": [], "dev": [], "test": []}
     for lang, (voice, sentences) in SAY.items():

@@ -203,3 +203,24 @@ def test_score_alignments_never_overwrite_an_input(tmp_path, which):
     (line,) = run.stderr.splitlines()
     assert line.startswith(f"sbasr: error: {target}: --alignments would overwrite the ")
     assert (hyp.read_bytes(), ref.read_bytes()) == before
+
+
+def test_test_speech_needs_no_system_tool(tmp_path):
+    """The tests' speech is spoken in-process by the test extra: on a PATH without any
+    espeak-ng (a bare machine) it is still real speech of the text's length."""
+    bare = tmp_path / "bin"  # nothing on PATH at all
+    bare.mkdir()
+    code = (
+        "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); from conftest import speak; "
+        "a = speak('Please hold while we try to connect you.'); "
+        "b = speak('Por favor, espere.', 'es'); "
+        "print(len(a) / 16000, float(np.sqrt(np.mean(a * a))), len(b) / 16000)"
+    )
+    env = {**os.environ, "PATH": str(bare)}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT / "tests")],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    seconds, rms, spanish = map(float, out.stdout.split())
+    assert 1.5 < seconds < 5 and rms > 0.01 and 0.5 < spanish < 3

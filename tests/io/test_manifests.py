@@ -175,7 +175,7 @@ def test_ids_take_times_exactly_as_the_mlcslm_baseline_writes_them():
     ]
     assert centiseconds(0.29) == "000028"  # the baseline's own truncation, kept
     assert segment_id("rec", "B", 21.935, 28.445) == "rec-B-002193-002845"
-    assert segment_id("rec", None, 1.0, 2.5) == "rec-A-000100-000250"
+    assert segment_id("rec", None, 1.0, 2.5) == "rec-000100-000250"  # no speaker made up
 
 
 def test_mlcslm_segment_ids_match_the_baseline_for_awkward_times(tmp_path):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SR, build, needs_espeak, run_cli, waves
+from conftest import SR, build, run_cli, waves
 from transformers import StoppingCriteriaList
 
 from sbasr.core.text import collapse_repetitions
@@ -408,7 +408,6 @@ def _finetune(parts, corpus, out: Path, *extra: str):
     )
 
 
-@needs_espeak
 def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):
     out = tmp_path / "sl"
     done = _finetune(
@@ -478,7 +477,6 @@ def test_finetune_both_stages_then_transcribe(parts, corpus, tmp_path):
     assert detected.returncode == 0, detected.stderr
 
 
-@needs_espeak
 def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):
     common = (
         "--stage",
@@ -509,7 +507,6 @@ def test_stage_one_resumes_to_the_same_weights(parts, corpus, tmp_path):
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
 
 
-@needs_espeak
 def test_torchrun_trains_with_two_processes(parts, corpus, tmp_path):
     import subprocess
     import sys

@@ -1,12 +1,10 @@
-"""CTranslate2 -> transformers -> CTranslate2 on real weights (the embedded tiny.en).
-
-Only the tests that need speech skip without espeak-ng."""
+"""CTranslate2 -> transformers -> CTranslate2 on real weights (the embedded tiny.en)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import needs_espeak, speak
+from conftest import speak
 
 from sbasr.whisper.ct2 import ct2_to_transformers, read_ct2
 from sbasr.whisper.models import resolve_model
@@ -32,7 +30,6 @@ def test_reader_sees_every_weight_once():
     assert not any(name.endswith("_scale") for name in v)  # scales applied, not returned
 
 
-@needs_espeak
 def test_transformers_model_matches_ctranslate2(hf_dir, clip):
     import ctranslate2
     import torch
@@ -57,7 +54,6 @@ def test_transformers_model_matches_ctranslate2(hf_dir, clip):
     assert "pound key" in hf_text.lower()
 
 
-@needs_espeak
 def test_transformers_directory_transcribes_after_automatic_conversion(
     hf_dir, clip, tmp_path, monkeypatch
 ):

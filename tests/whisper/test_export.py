@@ -1,6 +1,4 @@
-"""`sbasr export`: real weights round trip, and a LoRA adapter merged on export.
-
-Only the tests that need speech skip without espeak-ng."""
+"""`sbasr export`: real weights round trip, and a LoRA adapter merged on export."""
 
 from __future__ import annotations
 
@@ -10,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import needs_espeak, run_cli, speak
+from conftest import run_cli, speak
 
 import sbasr
 from sbasr.whisper.models import resolve_model, transformers_dir
@@ -33,7 +31,6 @@ def _greedy(model: str, path) -> list[str]:
     ]
 
 
-@needs_espeak
 def test_round_trip_embedded_transformers_export_gives_the_same_transcript(clip_path, tmp_path):
     hf = transformers_dir("tiny.en")  # CTranslate2 -> transformers, cached
     out = run_cli("export", str(hf), "--quantization", "float32", "-o", str(tmp_path / "ct2"))
@@ -47,7 +44,6 @@ def test_round_trip_embedded_transformers_export_gives_the_same_transcript(clip_
     assert _greedy(str(tmp_path / "ct2"), clip_path) == _greedy("tiny.en", clip_path)
 
 
-@needs_espeak
 def test_lora_adapter_is_merged_on_export(clip_path, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model

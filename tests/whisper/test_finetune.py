@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, needs_espeak, run_cli
+from conftest import SR, run_cli
 
 from sbasr.core.choices import ARCHS
 from sbasr.core.options import default_of
@@ -103,7 +103,6 @@ def test_check_drops_and_counts_bad_rows(tmp_path):
     assert "skipped 1 row with an unknown language; first: klingon (tlh)" in text
 
 
-@needs_espeak
 def test_lora_run_leaves_a_transcribable_directory(corpus, tiny_model, tmp_path):
     out = tmp_path / "run"
     result = run_cli(
@@ -334,7 +333,6 @@ def _weights(directory: Path) -> dict:
     return load_file(directory / "model.safetensors")
 
 
-@needs_espeak
 def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_path):
     from transformers import TrainerCallback
 
@@ -402,7 +400,6 @@ def test_resume_after_interruption_gives_the_same_model(corpus, tiny_model, tmp_
         np.testing.assert_allclose(a[key], b[key], atol=1e-6, err_msg=key)
 
 
-@needs_espeak
 def test_two_processes_train_together_under_torchrun(corpus, tiny_model, tmp_path):
     out = tmp_path / "ddp"
     cmd = [

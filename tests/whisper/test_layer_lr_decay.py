@@ -13,7 +13,7 @@ import json
 import re
 
 import pytest
-from conftest import needs_espeak, run_cli
+from conftest import run_cli
 
 DECAY = 0.5
 LR = 1e-3
@@ -189,7 +189,6 @@ def test_a_decay_outside_zero_to_one_is_a_one_line_error(tmp_path, value):
     assert not (tmp_path / "out").exists()
 
 
-@needs_espeak
 def test_a_full_run_with_decay_trains_the_lower_layers_less(corpus, tiny_model, tmp_path):
     from safetensors.torch import load_file
 

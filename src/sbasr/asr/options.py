@@ -60,7 +60,9 @@ class WhisperDecodeOptions(DecodeOptions):
     )
     initial_prompt: str | None = option(None, "Text to prime the decoder.")
     hotwords: str | None = option(None, "Words to favour.")
-    condition_on_previous_text: bool = option(True, "Prompt each window with the text before it.")
+    condition_on_previous_text: bool = option(
+        True, "Prompt each span with the text before it, within one speaker's contiguous speech."
+    )
     word_timestamps: bool = option(False, "Time every word.")
 
     def temperatures(self) -> tuple[float, ...]:

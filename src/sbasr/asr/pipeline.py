@@ -7,6 +7,7 @@ output formats in `sbasr.asr.writers`, the public `transcribe()` in `sbasr.asr.a
 from __future__ import annotations
 
 import heapq
+import itertools
 import warnings
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -77,7 +78,9 @@ def transcribe_recording(
     if spans is None:
         spans = recording_spans(rec, audio, options)
     streams = [
-        _channel_segments(rec, engine, samples, chosen, options)
+        _channel_segments(
+            rec, engine, samples, chosen, options, [s for other in spans for s in other]
+        )
         for samples, chosen in zip(audio.channels, spans)
         if chosen
     ]
@@ -94,8 +97,16 @@ def recording_spans(rec: Recording, audio: Audio, options: TranscribeOptions) ->
             out.append(split_long([s for s in rec.spans if s.channel == index], samples))
         else:
             speaker = _speaker_label(index) if len(audio.channels) > 1 else None
-            out.append(vad_spans(samples, channel=index, speaker=speaker))
+            out.append(vad_spans(samples, channel=index, speaker=speaker, max_gap=_gap(options)))
     return out
+
+
+def _gap(options: TranscribeOptions) -> float:
+    """The longest pause VAD regions are merged across. Prompted with hotwords, Whisper
+    writes no timestamps, so a span of several turns would come out as one segment: each
+    region is then a span of its own, decoded with no text before it but the hotwords
+    (Whisper, prompted with one turn, writes it again for the next)."""
+    return 0.0 if getattr(options.decode, "hotwords", None) else 1.0
 
 
 def join_channels(
@@ -147,14 +158,26 @@ def _speaker_label(channel: int) -> str:
 
 
 def _channel_segments(
-    rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
+    rec: Recording,
+    engine: Engine,
+    audio: np.ndarray,
+    spans: list[Span],
+    options: TranscribeOptions,
+    every: list[Span] | None = None,
 ) -> Iterator[Segment]:
-    by_lang: dict[str | None, list[int]] = {}
-    for i, lang in enumerate(span_languages(rec, engine, audio, spans, options)):
-        if lang is not None:
-            by_lang.setdefault(lang, []).append(i)
+    """One channel's segments; `every`: the spans of all the recording's channels."""
+    languages = span_languages(rec, engine, audio, spans, options)
+    if getattr(options.decode, "condition_on_previous_text", False):
+        groups = context_runs(spans, languages, every or spans, _gap(options))
+    else:  # no text carries over: each language's spans in one call
+        by_lang: dict[str, list[int]] = {}
+        for i, lang in enumerate(languages):
+            if lang is not None:
+                by_lang.setdefault(lang, []).append(i)
+        groups = list(by_lang.values())
     streams = []
-    for lang, indices in by_lang.items():
+    for indices in groups:
+        lang = languages[indices[0]]
         opts = span_options(rec, spans, options, lang)
         chosen = [spans[i] for i in indices]
         streams.append(_attributed(indices, engine.decode(audio, chosen, opts), lang))
@@ -162,31 +185,91 @@ def _channel_segments(
     yield from join_spans(rec, spans, merged)
 
 
+def context_runs(
+    spans: list[Span], languages: list[str | None], every: list[Span], gap: float = 1.0
+) -> list[list[int]]:
+    """One channel's spans (indices, in order) in runs of one speaker's contiguous speech,
+    the only stretches where a span is decoded with the text before it as its prompt.
+
+    A run ends at a pause over `gap` seconds (the pause VAD merges regions across), a
+    change of language or speaker, an overlap with the span before, and wherever another
+    channel's span (of `every`) lies between the two or overlaps the later one: a short
+    answer after a long prompt must not be prompted with it, or Whisper writes the
+    prompt's sentence again. Spans without a language (no audio) are in no run.
+
+    Args:
+        spans: One channel's spans, in time order.
+        languages: Each span's decoding language, None for one not decoded.
+        every: The spans of every channel of the recording (this one's included).
+        gap: The longest pause within one run.
+
+    Returns:
+        Lists of indices into `spans`, each decoded in one call.
+    """
+    runs: list[list[int]] = []
+    last: int | None = None
+    for i, span in enumerate(spans):
+        if languages[i] is None:
+            continue
+        if last is not None:
+            prev = spans[last]
+            other = any(
+                o.channel != span.channel and o.start < span.end and o.end > prev.end for o in every
+            )
+            joined = (
+                languages[last] == languages[i]
+                and prev.speaker == span.speaker
+                and prev.end <= span.start <= prev.end + gap
+                and not other
+            )
+            if joined:
+                runs[-1].append(i)
+                last = i
+                continue
+        runs.append([i])
+        last = i
+    return runs
+
+
 def span_languages(
     rec: Recording, engine: Engine, audio: np.ndarray, spans: list[Span], options: TranscribeOptions
 ) -> list[str | None]:
     """The language each span of one channel is decoded in: the user's, the manifest
-    row's, the oracle segment's, else detected (once per channel on its longest span, or
-    per span with `language_per_segment`); None for a span with no audio (past the end
-    of the file, warned about), which is not decoded."""
+    row's, the oracle segment's, else detected; None for a span with no audio (past the
+    end of the file, warned about), which is not decoded.
+
+    Detected, the channel's language is that of its longest span, and every other span's
+    is detected too: a span takes its own language where the detection is sure of it
+    (`SWITCH_PROBABILITY`), so that a call that changes language is not decoded (and
+    translated) in one; with `language_per_segment`, each span takes its own whatever
+    the detection's confidence."""
     decode = options.decode
     fixed = language_code(decode.language or rec.language)  # the user's, or the manifest row's
-    detected: str | None = None
     out: list[str | None] = []
-    for span in spans:
+    detected: dict[int, tuple[str, float]] = {}
+    for i, span in enumerate(spans):
         if not len(span.samples(audio)):  # past the end of the audio (warned): no text
             out.append(None)
         elif fixed:
             out.append(fixed)
         elif span.language:  # an oracle segment's own language
             out.append(language_code(span.language))
-        elif options.language_per_segment:
-            out.append(engine.detect_language(span.samples(audio))[0])
-        else:  # one language for the channel, detected once on its longest span
-            if detected is None:
-                detected = engine.detect_language(_longest(spans, audio).samples(audio))[0]
-            out.append(detected)
+        else:
+            detected[i] = engine.detect_language(span.samples(audio))
+            out.append(detected[i][0])
+    if detected and not options.language_per_segment:
+        longest = max(range(len(spans)), key=lambda i: len(spans[i].samples(audio)))
+        channel = (detected.get(longest) or engine.detect_language(spans[longest].samples(audio)))[
+            0
+        ]
+        for i, (own, probability) in detected.items():
+            out[i] = own if probability >= SWITCH_PROBABILITY else channel
     return out
+
+
+# How sure the language detection must be of a span's language for the span to leave its
+# channel's language.
+SWITCH_PROBABILITY = 0.5
 
 
 def span_options(
@@ -212,23 +295,38 @@ def join_spans(
     rec: Recording, spans: list[Span], decoded: Iterable[tuple[int, Decoded]]
 ) -> Iterator[Segment]:
     """VAD spans give one segment per decoded piece; an oracle segment gives exactly one
-    segment, its pieces joined, so that its id appears once (and an empty one too)."""
+    segment, its pieces joined, so that its id appears once (and an empty one too).
+
+    A VAD span decoded as one piece is named by the span's own times, whatever times the
+    engine gave the text, so that every engine names it alike and hypotheses join by
+    key; a span the engine cut into several pieces names each by the piece's times."""
     if not spans or spans[0].id is None:
-        for index, d in decoded:
-            span = spans[index]
-            yield Segment(
-                segment_id(rec.id, span.speaker, d.start, d.end),
-                rec.id,
-                d.start,
-                d.end,
-                d.text,
-                span.speaker,
-                span.channel,
-                d.language,
-                d.words,
-                d.avg_logprob,
-                d.no_speech_prob,
-            )
+        held: list[tuple[int, Decoded]] = []
+        end: list[tuple[int, Decoded | None]] = [(-1, None)]  # flushes the last span
+        heard: set[int] = set()
+        for index, d in itertools.chain(decoded, end):
+            heard.add(index)
+            if held and index != held[0][0]:
+                span = spans[held[0][0]]
+                for _, piece in held:
+                    times = (span.start, span.end) if len(held) == 1 else (piece.start, piece.end)
+                    yield Segment(
+                        segment_id(rec.id, span.speaker, *times),
+                        rec.id,
+                        piece.start,
+                        piece.end,
+                        piece.text,
+                        span.speaker,
+                        span.channel,
+                        piece.language,
+                        piece.words,
+                        piece.avg_logprob,
+                        piece.no_speech_prob,
+                    )
+                held = []
+            if d is not None:
+                held.append((index, d))
+        _warn_unheard(rec, [s for i, s in enumerate(spans) if i not in heard])
         return
     pieces: dict[str, list[Decoded]] = {}
     for index, d in decoded:
@@ -259,6 +357,30 @@ def join_spans(
         )
 
 
+# Speech this long (seconds) that comes out with no text is warned about.
+_UNHEARD = 2.0
+
+
+def _warn_unheard(rec: Recording, spans: list[Span]) -> None:
+    """A warning naming the stretches of speech of `_UNHEARD` s or more that gave no text:
+    speech is never dropped silently (decoded in the wrong language, Whisper may write
+    nothing)."""
+    long = [s for s in spans if s.duration >= _UNHEARD]
+    if not long:
+        return
+    first = long[0]
+    where = f"{first.start:.1f}-{first.end:.1f} s" + (
+        f", speaker {first.speaker}" if first.speaker else ""
+    )
+    more = f" and {len(long) - 1} more" if len(long) > 1 else ""
+    warnings.warn(
+        f"{rec.path}: no text for speech at {where}{more}: if it is in another language, "
+        "transcribe with --language-per-segment or --language",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def _join_utterance(rec: Recording, segments: Iterable[Segment], duration: float) -> Segment:
     """A whole-file manifest row as one segment named by its id: every piece of every
     channel in time order, over the whole file (a row without speech keeps its id, with
@@ -279,8 +401,3 @@ def _join_utterance(rec: Recording, segments: Iterable[Segment], duration: float
         float(np.mean(probs)) if probs else None,
         max((p.no_speech_prob or 0.0) for p in parts) if parts else None,
     )
-
-
-def _longest(spans: list[Span], audio: np.ndarray) -> Span:
-    """The span with the most audio (a segment past the end of the file has none)."""
-    return max(spans, key=lambda s: len(s.samples(audio)))

@@ -60,11 +60,14 @@ def build_app(names: Iterable[str] = COMMANDS) -> typer.Typer:
         add_completion=False,  # static scripts ship in completions/ instead
         context_settings={"help_option_names": ["-h", "--help"]},
         pretty_exceptions_enable=False,
+        rich_markup_mode=None,  # click's plain help: see `help`
     )
     app.callback()(root)
+    from .help import PlainHelpCommand
+
     for name in names:
         module = import_module(f"{__name__}.{COMMANDS[name]}")
-        app.command(name)(getattr(module, name))
+        app.command(name, cls=PlainHelpCommand)(getattr(module, name))
     return app
 
 

@@ -79,7 +79,11 @@ class Flag:
             return inspect.Parameter(
                 self.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[annotation, info]
             )
-        info = typer.Option(*names, help=help_text, min=meta.get("min"), show_default=show)
+        # a comma list is typed as text: say it is a list
+        metavar = "LIST" if _is_sequence(base) else None
+        info = typer.Option(
+            *names, help=help_text, min=meta.get("min"), show_default=show, metavar=metavar
+        )
         return inspect.Parameter(
             self.name,
             inspect.Parameter.KEYWORD_ONLY,

@@ -148,6 +148,9 @@ def transcribe(
         highlight=False,
         soft_wrap=True,
     )
+    if not to_stdout and result.done:
+        where = _where(mine, output_dir, writers_for(output_format.value))
+        err.print(escape(where), highlight=False, soft_wrap=True)
     if failures:
         err.print("failed:", highlight=False)
         for _, message in failures:
@@ -167,6 +170,17 @@ def transcribe(
         merged_ok = _merge_ranks(ranks[0], output_dir, err)
     if failures or not merged_ok:
         raise typer.Exit(1)
+
+
+def _where(recordings: list, output_dir: Path | None, writers: list) -> str:
+    """The summary's line that says where the outputs went."""
+    if output_dir is not None:
+        return f"outputs in {output_dir}"
+    from ..asr.runner import output_path
+
+    folders = list(dict.fromkeys(output_path(r, writers[0], None).parent for r in recordings))
+    where = str(folders[0]) if len(folders) == 1 else f"{len(folders)} folders ({folders[0]}, ...)"
+    return f"outputs beside the inputs, in {where} (--output-dir puts them elsewhere)"
 
 
 def _rank_settings(settings: EngineSettings, local_rank: int) -> EngineSettings:

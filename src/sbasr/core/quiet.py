@@ -25,6 +25,36 @@ def quiet_peft() -> Iterator[None]:
         yield
 
 
+# peft, saving an adapter whose base is an embedded model ("base"), asks the hub whether
+# the base's config exists (to tell whether the vocabulary grew: it never does here) and
+# warns twice when offline
+_PEFT_LOOKUP = (r"Unable to fetch remote file", r"Could not find a config file in ")
+
+
+@contextmanager
+def quiet_adapter_save() -> Iterator[None]:
+    """Around saving a peft adapter (Trainer.train's checkpoints, save_model)."""
+    with warnings.catch_warnings():
+        for message in _PEFT_LOOKUP:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
+
+
+@contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """transformers' progress bars off (its "Loading weights" bar of every
+    from_pretrained), restored after."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 @contextmanager
 def quiet_logger(name: str, *fragments: str) -> Iterator[None]:
     """Drop the records of logger `name` whose message holds one of `fragments`."""

@@ -104,8 +104,9 @@ def centiseconds(seconds: float) -> str:
 def segment_id(recording: str, speaker: str | None, start: float, end: float) -> str:
     """An utterance's default id, as the MLC-SLM recipes build it:
     `{recording}-{speaker}-{start in 10 ms, 6 digits}-{end in 10 ms}` (see `centiseconds`),
-    so that references built the same way match transcripts by id. One token."""
-    name = single_token(f"{recording}-{speaker or 'A'}")
+    so that references built the same way match transcripts by id. One token. Without a
+    speaker (a mono recording), `{recording}-{start}-{end}`: none is made up."""
+    name = single_token(f"{recording}-{speaker}" if speaker else recording)
     return f"{name}-{centiseconds(start)}-{centiseconds(end)}"
 
 

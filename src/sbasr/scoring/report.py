@@ -55,6 +55,16 @@ def render_table(report: ScoreSummary, console: Console) -> None:
     natural = console.measure(table, options=console.options.update_width(10_000)).maximum
     lines = console.render(table, console.options.update_width(max(console.width, natural)))
     console.print(Segments(lines), crop=False, soft_wrap=True)
+    unknown = [c for c in report.languages if c.language is None]
+    if unknown:
+        n = unknown[0].utterances
+        what = f"{n:,} utterance has" if n == 1 else f"{n:,} utterances have"
+        console.print(
+            f"[yellow]{what} no language[/] and scored by the mixed rule (MER): give "
+            "--language CODE, or --language-from-key where keys start with one "
+            "(English-American-..., ja-...)",
+            soft_wrap=True,
+        )
     if report.missing:
         console.print(
             f"[yellow]{len(report.missing)} reference utterances have no hypothesis and count "

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -80,6 +81,8 @@ def training_arguments(
         greater_is_better=False,
         logging_steps=opts.logging_steps,
         report_to="none",
+        # a progress bar redrawn in a log file is escape codes: off unless on a terminal
+        disable_tqdm=not _on_terminal(),
         seed=opts.seed,
         data_seed=opts.seed,
         **_checkpointing(Seq2SeqTrainingArguments, opts.gradient_checkpointing),
@@ -92,6 +95,13 @@ def training_arguments(
         **{**precision_flags(opts.precision), **distributed},
         **more,
     )
+
+
+def _on_terminal() -> bool:
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # replaced or closed
+        return False
 
 
 def _checkpointing(args_class: type, on: bool) -> dict:

@@ -270,10 +270,13 @@ def transformers_to_ct2(source: Path, output: Path, quantization: str | None) ->
     from what it has."""
     from ctranslate2.converters import TransformersConverter
 
+    from ..core.quiet import no_progress_bars
+
     copy = [f for f in ("tokenizer.json", "preprocessor_config.json") if (source / f).exists()]
-    TransformersConverter(str(source), copy_files=copy).convert(
-        str(output), quantization=quantization, force=True
-    )
+    with no_progress_bars():  # also on a model's first use, converted into the cache
+        TransformersConverter(str(source), copy_files=copy).convert(
+            str(output), quantization=quantization, force=True
+        )
     if not (output / "preprocessor_config.json").is_file():
         from transformers import WhisperFeatureExtractor
 

@@ -44,7 +44,13 @@ def export_ct2(
         SbasrError: An unknown quantization, a source that is not a Whisper model or
             adapter, or an `output` holding other files without `overwrite`.
     """
-    source = Path(source)
+    from ..core.quiet import no_progress_bars
+
+    with no_progress_bars():  # a bar per model loaded says nothing here
+        return _export(Path(source), output, quantization, overwrite)
+
+
+def _export(source: Path, output: str | Path | None, quantization: str, overwrite: bool) -> Path:
     if quantization not in QUANTIZATIONS:
         raise SbasrError(f"unknown quantization {quantization!r}; use {', '.join(QUANTIZATIONS)}")
     if source.exists() and not source.is_dir():

@@ -78,6 +78,7 @@ class WhisperEngine:
             return
         common = self._common(options)
         starts = np.array([s.start for s in spans])
+        ends = np.array([s.end for s in spans])
         if options.batch_size > 1:
             yield from self._batched(audio, spans, options, common)
             return
@@ -100,7 +101,7 @@ class WhisperEngine:
                 piece, clip_timestamps=clips, initial_prompt=prompt, **common
             )
             last = None
-            for d in _decoded(segments, offset, starts, info.language, len(audio)):
+            for d in _decoded(segments, offset, starts, info.language, len(audio), ends):
                 last = d.text
                 yield d
             if options.condition_on_previous_text and last:
@@ -261,7 +262,8 @@ class WhisperEngine:
             **common,
         )
         starts = np.array([s.start for s in spans])
-        yield from _decoded(segments, 0.0, starts, info.language, len(audio))
+        ends = np.array([s.end for s in spans])
+        yield from _decoded(segments, 0.0, starts, info.language, len(audio), ends)
 
     def _common(self, options: WhisperDecodeOptions) -> dict:
         """faster-whisper's arguments for `options`, batched or not."""
@@ -301,15 +303,25 @@ def _windows(spans: list[Span]) -> Iterator[list[Span]]:
 
 
 def _decoded(
-    segments: Iterable, offset: float, starts: np.ndarray, language: str, n_samples: int
+    segments: Iterable,
+    offset: float,
+    starts: np.ndarray,
+    language: str,
+    n_samples: int,
+    ends: np.ndarray | None = None,
 ) -> Iterator[Decoded]:
-    """faster-whisper segments as `Decoded`, in recording time, attributed to their span."""
+    """faster-whisper segments as `Decoded`, in recording time, attributed to the span
+    they start in and cut at its end (`ends`)."""
     for seg in segments:
         text = collapse_repetitions(seg.text)
         if not text:
             continue
         start, end = seg.start + offset, min(seg.end + offset, n_samples / SAMPLE_RATE)
-        index = max(0, int(np.searchsorted(starts, (start + end) / 2, side="right")) - 1)
+        # by its start (a frame of rounding aside): its end may run past the span
+        probe = start + min(0.1, (end - start) / 2)
+        index = max(0, int(np.searchsorted(starts, probe, side="right")) - 1)
+        if ends is not None:  # a segment without timestamps ends where its span does
+            end = max(start, min(end, float(ends[index])))
         words = [
             Word(
                 round(w.start + offset, 3),
