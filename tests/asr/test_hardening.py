@@ -422,8 +422,10 @@ def test_an_id_that_is_a_path_is_refused_before_decoding(tmp_path, fake_cli, bad
     assert "cannot name an output file" in errors[0]
     # nothing outside the output directory; the good row is written under its own id
     assert _listing(tmp_path) - before == {"work/out", "work/out/a.keyed"}
-    assert (work / "out" / "a.keyed").read_text() == "a en-440 en-660\n"
-    assert fake_cli.decoded == [("en", 440), ("en", 660)]  # the refused row is never decoded
+    assert (
+        work / "out" / "a.keyed"
+    ).read_text() == "a en-440 it-660\n"  # the fake detects 660 Hz as it
+    assert fake_cli.decoded == [("en", 440), ("it", 660)]  # the refused row is never decoded
 
 
 def test_a_kaldi_key_that_is_a_path_writes_nothing_outside_the_output_dir(tmp_path, fake_cli):
@@ -486,7 +488,7 @@ def test_a_manifest_id_shared_across_inputs_is_kept_once_and_the_other_reported(
     assert out.exit_code == 1, out.output
     assert f"{m2}: id 'a' is already the id of {m1}" in out.output
     assert "1 transcribed" in out.output
-    assert (tmp_path / "out" / "a.keyed").read_text() == "a en-440 en-660\n"
+    assert (tmp_path / "out" / "a.keyed").read_text() == "a en-440 it-660\n"
 
 
 def test_a_derived_id_never_takes_a_manifest_id(tmp_path, fake_vad):
