@@ -106,8 +106,10 @@ class SpeechLLM(nn.Module):
     def load(cls, directory: str | Path) -> SpeechLLM:
         """A trained model from its directory. Its files are read (and a damaged one is an
         error naming it) before the encoders and the LLM are built."""
+        from .sources import resolve_bundled
+
         directory = Path(directory)
-        config = read_config(directory)
+        config = resolve_bundled(read_config(directory), directory)  # its own copies first
         state, adapter = read_trained(directory)
         model = cls.build(config)
         try:

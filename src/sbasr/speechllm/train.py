@@ -388,6 +388,9 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
         _train_stage(model, stage, stage_dir, train, dev, opts, echo, callbacks)
     if not is_main_process():  # under torchrun, the first process writes
         return out
+    from .sources import bundle
+
+    bundle(model.spec, out)  # the Whisper models it needs, kept inside it
     model.save(out)
     plot = out / f"stage{stages[-1]}" / "training.png"
     if plot.is_file():
@@ -433,14 +436,16 @@ def prepare_output(opts: SpeechLLMOptions, stages: tuple[int, ...], echo=print) 
 def _initial_model(opts: SpeechLLMOptions, stages: tuple[int, ...], echo) -> SpeechLLM:
     """A fresh model for stage 1; for stage 2 alone, the stage-1 model it starts from."""
     if stages[0] == 1:
+        from .stacking import stacked_config
+
         config = opts.model_config()
         config = replace(
             config,
-            encoder=_absolute(config.encoder),
             encoder2=_absolute(config.encoder2),
             llm=_absolute(config.llm),
+            hypothesis_model=_absolute(config.hypothesis_model),
         )
-        return SpeechLLM.build(config)
+        return SpeechLLM.build(stacked_config(config, echo))
     init = Path(opts.init) if opts.init else Path(opts.output_dir) / "stage1"
     if not (init / CONFIG_NAME).is_file():
         raise SbasrError(
