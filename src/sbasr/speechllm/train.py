@@ -388,6 +388,10 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
         _train_stage(model, stage, stage_dir, train, dev, opts, echo, callbacks)
     if not is_main_process():  # under torchrun, the first process writes
         return out
+    if opts.rescore:  # the weight of Whisper's score, chosen on the dev set
+        from ..training.rescore_weight import choose_rescore_weight
+
+        choose_rescore_weight(model, dev, opts.nbest, echo)
     from .sources import bundle
 
     bundle(model.spec, out)  # the Whisper models it needs, kept inside it

@@ -114,12 +114,38 @@ class SpeechLLMEngine:
         """The text of each clip: batches of similar length (little padding), Whisper's
         hypotheses first for a hypothesis-conditioned model, loops collapsed. Whisper's
         first pass and its check of the corrections share each clip's encoder pass."""
+        weight = options.rescore_weight
+        if weight is None:
+            weight = self.model.spec.rescore_weight
+        if options.rescore and weight is not None:  # N-best rescoring (speechllm/rescore.py)
+            return self._rescored(clips, options, weight)
         order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
         if not self.model.spec.hypothesis:
             return self._read(clips, order, options, None)
         with self._whisper().remembering():
             hyps = self._hypotheses(clips, order, options)
             return self._read(clips, order, options, hyps)
+
+    def _rescored(
+        self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions, weight: float
+    ) -> list[str]:
+        from ...speechllm.rescore import rescore_clips
+
+        whisper = self._whisper()
+        n = options.nbest or self.model.spec.nbest
+        with whisper.remembering():  # the N-best list and the scores share each encoding
+            return rescore_clips(
+                self.model,
+                whisper,
+                clips,
+                cast(str, options.language),
+                n,
+                min(1.0, weight),
+                own=options.rescore_own,
+                batch_size=options.batch_size,
+                scope=self._scope,
+                max_new_tokens=options.max_new_tokens,
+            )
 
     def _read(
         self,
