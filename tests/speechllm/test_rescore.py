@@ -134,6 +134,7 @@ def test_the_engine_rescores_with_the_saved_weight(parts, tmp_path, weight, expe
 
 
 def test_finetune_with_rescore_saves_the_dev_weight(parts, noise_corpus, tmp_path):
+    # correction over the N-best list in the prompt, rescored: both from one N-best list
     out = tmp_path / "m"
     run = run_cli(
         "finetune",
@@ -152,6 +153,9 @@ def test_finetune_with_rescore_saves_the_dev_weight(parts, noise_corpus, tmp_pat
         "--rescore",
         "--nbest",
         "2",
+        "--hypothesis",
+        "--nbest-prompt",
+        "2",
         "--stages",
         "1",
         "--max-steps",
@@ -166,12 +170,28 @@ def test_finetune_with_rescore_saves_the_dev_weight(parts, noise_corpus, tmp_pat
         str(tmp_path / "frames"),
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "rescoring:" in run.stderr and "N-best: decoding 2 utterances" in run.stderr
+    assert "rescoring:" in run.stderr and "N-best: decoding 6 utterances" in run.stderr
     config = json.loads((out / "sbasr-speechllm.json").read_text())
     assert config["nbest"] == 2 and 0.0 <= config["rescore_weight"] <= 1.0
+    assert config["nbest_prompt"] == 2 and config["hypothesis"]
+    assert "N-best: all 2 from" in run.stderr  # the dev lists decoded for training, reused
     hyp = tmp_path / "hyp"
     args = ["transcribe", str(noise_corpus / "dev.jsonl"), "--engine", "speechllm", "-m", str(out)]
     done = run_cli(*args, "-f", "keyed", "-o", str(hyp), "--max-new-tokens", "4")
     assert done.returncode == 0, done.stderr[-3000:]
     assert len(list(hyp.glob("*.keyed"))) == 2
     assert np.isfinite(config["rescore_weight"])
+    # without rescoring: correction over the N-best list, prompted with it
+    plain = run_cli(*args, "-f", "keyed", "-o", str(tmp_path / "h2"), "--no-rescore")
+    assert plain.returncode == 0, plain.stderr[-3000:]
+
+
+def test_the_correction_prompt_carries_the_nbest_list(parts):
+    from sbasr.speechllm.rescore import prompt_texts
+
+    model = build(parts, hypothesis=True, nbest_prompt=2)
+    lists = [[("hello there", -1.0), ("hello their", -2.0), ("yellow", -3.0)]]
+    (text,) = prompt_texts(model.spec, lists)
+    prompt = model.tokenizer.decode(model.prompt_ids("en", text))
+    assert "1. hello there" in prompt and "2. hello their" in prompt and "yellow" not in prompt
+    assert prompt_texts(build(parts, hypothesis=True).spec, lists) == ["hello there"]

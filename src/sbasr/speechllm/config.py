@@ -64,6 +64,9 @@ class SpeechLLMConfig:
     # N-best rescoring (speechllm/rescore.py): hypotheses per utterance, and the weight of
     # Whisper's log-probability against the LLM's, chosen on the dev set; None: off.
     nbest: int = 5
+    # Correction over the N-best list (HyPoradise style): the hypothesis-conditioned prompt
+    # carries Whisper's first K transcripts, numbered; 0 or 1: its 1-best alone.
+    nbest_prompt: int = 0
     rescore_weight: float | None = None
 
     def to_dict(self) -> dict:

@@ -126,3 +126,15 @@ def nbest_prompt_text(hyps: NBest, limit: int) -> str:
     if len(texts) <= 1:
         return texts[0] if texts else ""
     return "\n" + "\n".join(f"{k}. {t}" for k, t in enumerate(texts, 1))
+
+
+def nbest_hypotheses(
+    engine, clips: Sequence[np.ndarray], language: str | None, n: int, limit: int | None = None
+) -> tuple[dict[int, str], dict[int, str]]:
+    """For correction over the N-best list: each clip's 1-best transcript (what the
+    correction check compares with) and its prompt text (`nbest_prompt_text` of the first
+    `limit`, default `n`), by clip index."""
+    lists = whisper_nbest(engine, clips, [language] * len(clips), n)
+    first = {i: hyps[0][0] if hyps else "" for i, hyps in enumerate(lists)}
+    prompts = {i: nbest_prompt_text(hyps, limit or n) for i, hyps in enumerate(lists)}
+    return first, prompts

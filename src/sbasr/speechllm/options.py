@@ -148,6 +148,12 @@ class SpeechLLMOptions(TrainOptions):
         "and the LLM's own; saved with the model and used by sbasr transcribe.",
     )
     nbest: int = option(_MODEL.nbest, "Whisper's hypotheses per utterance, for rescoring.", min=1)
+    nbest_prompt: int = option(
+        _MODEL.nbest_prompt,
+        "with --hypothesis: prompt with Whisper's first K transcripts of its N-best list "
+        "(correction over the list, HyPoradise style) instead of its 1-best; 0: the 1-best.",
+        min=0,
+    )
     encoder_cache: str = option(
         "auto",
         "auto: frozen encoders' outputs computed once per utterance and reused every "

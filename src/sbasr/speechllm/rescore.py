@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .nbest import NBest
+from .nbest import NBest, nbest_prompt_text
 
 WEIGHTS = tuple(round(0.05 * k, 2) for k in range(21))  # the dev set's grid
 
@@ -155,8 +155,7 @@ def rescore_clips(
                 if hyps is None:
                     with scope():
                         lists[k] = [(whisper_hypotheses(whisper, [audio[k]], [language])[0], None)]
-        first = [hyps[0][0] if hyps else "" for hyps in lists]
-        prompts = first if model.spec.hypothesis else None
+        prompts = prompt_texts(model.spec, lists)
         written: list[str | None] = [None] * len(part)
         if own:
             with scope():
@@ -168,6 +167,16 @@ def rescore_clips(
         for i, c in zip(part, sets):
             out[i] = c.texts[c.best(weight)] if c.texts else ""
     return out
+
+
+def prompt_texts(spec, lists: list[NBest]) -> list[str] | None:
+    """What a hypothesis-conditioned model is prompted with for each N-best list: its
+    first K transcripts (`nbest_prompt`), or its 1-best; None for the paper's prompt."""
+    if not spec.hypothesis:
+        return None
+    if spec.nbest_prompt > 1:
+        return [nbest_prompt_text(hyps, spec.nbest_prompt) for hyps in lists]
+    return [hyps[0][0] if hyps else "" for hyps in lists]
 
 
 def _chunks(items: list[int], size: int) -> Iterator[list[int]]:

@@ -28,7 +28,13 @@ def choose_rescore_weight(model: SpeechLLM, dev: list[Example], n: int, echo=pri
     from ..scoring.api import score
     from ..scoring.transcripts import Transcripts
     from ..speechllm.nbest import cached_nbest
-    from ..speechllm.rescore import candidates, choose_weight, llm_scores, whisper_scores
+    from ..speechllm.rescore import (
+        candidates,
+        choose_weight,
+        llm_scores,
+        prompt_texts,
+        whisper_scores,
+    )
 
     model.spec.nbest = n
     if not dev:
@@ -46,7 +52,7 @@ def choose_rescore_weight(model: SpeechLLM, dev: list[Example], n: int, echo=pri
 
     audio = [load_example_audio(ex) for ex in dev]
     items = [(lambda a=a: a, ex.language) for a, ex in zip(audio, dev)]
-    lists = cached_nbest(source, items, whisper, n, echo)
+    lists = cached_nbest(source, items, whisper, max(n, model.spec.nbest_prompt), echo)
     was_training = model.training
     model.eval()
     sets = []
@@ -57,8 +63,7 @@ def choose_rescore_weight(model: SpeechLLM, dev: list[Example], n: int, echo=pri
                 for start in range(0, len(where), 8):
                     part = where[start : start + 8]
                     clips = [audio[i] for i in part]
-                    first = [lists[i][0][0] if lists[i] else "" for i in part]
-                    prompts = first if model.spec.hypothesis else None
+                    prompts = prompt_texts(model.spec, [lists[i] for i in part])
                     langs = [language] * len(part)
                     own = model.transcribe(clips, langs, hypotheses=prompts)
                     group = [candidates(lists[i], o) for i, o in zip(part, own)]
