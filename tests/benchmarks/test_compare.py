@@ -62,7 +62,9 @@ def test_quick_comparison_runs_every_system(tmp_path, parts):
     results = json.loads((out / "results.json").read_text())["results"]
     assert [r["family"] for r in results] == ["end-to-end"] * 5 + ["Speech-LLM"] * 14
     stacked = [r for r in results if r["system"].startswith("Speech-LLM on Whisper")]
-    assert len(stacked) == 6 and all(r["first_pass"] in r["system"] or r["first_pass"] for r in stacked)
+    w = parts["whisper"]
+    ft = {f"Whisper {w}, full fine-tuning", f"Whisper {w} + LoRA"}
+    assert len(stacked) == 6 and {r["first_pass"] for r in stacked} == ft
     for r in results[5:]:  # every Speech-LLM row against its own first pass
         assert r["better"] is not None and r["better"] + r["worse"] <= len(rows["test"])
     for r in results:
