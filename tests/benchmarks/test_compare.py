@@ -60,12 +60,19 @@ def test_quick_comparison_runs_every_system(tmp_path, parts):
     run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
     results = json.loads((out / "results.json").read_text())["results"]
-    assert [r["family"] for r in results] == ["end-to-end"] * 5 + ["Speech-LLM"] * 8
+    assert [r["family"] for r in results] == ["end-to-end"] * 5 + ["Speech-LLM"] * 14
+    stacked = [r for r in results if r["system"].startswith("Speech-LLM on Whisper")]
+    w = parts["whisper"]
+    ft = {f"Whisper {w}, full fine-tuning", f"Whisper {w} + LoRA"}
+    assert len(stacked) == 6 and {r["first_pass"] for r in stacked} == ft
+    for r in results[5:]:  # every Speech-LLM row against its own first pass
+        assert r["better"] is not None and r["better"] + r["worse"] <= len(rows["test"])
     for r in results:
         assert set(r["rates"]) == set(SAY) and r["pooled"] >= 0 and r["rtf"] > 0
         assert (r["train_seconds"] > 0) == ("zero-shot" not in r["system"])
     table = (out / "results.md").read_text()
-    assert table.count("\n| ") == 13 and "gated-bi-cross-concat" in table
+    assert table.count("\n| ") == 19 and "gated-bi-cross-concat" in table
+    assert "N-best rescoring" in table and "better / worse" in table
     assert "Whisper hypothesis" in table and "paper recipe" in table and "LR decay" in table
     assert "temperature fallback" in table
     assert "CTC alignment" in table and "chat template" in table and "encoder LoRA" in table

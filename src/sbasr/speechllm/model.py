@@ -31,6 +31,7 @@ from .llm import load_llm
 from .packing import pack, packed_attention
 from .projectors import build_projector, match_scale
 from .prompts import prompt_ids, speech_suffix
+from .sources import resolve_bundled
 
 
 class SpeechLLM(nn.Module):
@@ -106,7 +107,7 @@ class SpeechLLM(nn.Module):
         """A trained model from its directory. Its files are read (and a damaged one is an
         error naming it) before the encoders and the LLM are built."""
         directory = Path(directory)
-        config = read_config(directory)
+        config = resolve_bundled(read_config(directory), directory)  # its own copies first
         state, adapter = read_trained(directory)
         model = cls.build(config)
         try:

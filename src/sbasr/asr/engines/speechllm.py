@@ -115,12 +115,46 @@ class SpeechLLMEngine:
         """The text of each clip: batches of similar length (little padding), Whisper's
         hypotheses first for a hypothesis-conditioned model, loops collapsed. Whisper's
         first pass and its check of the corrections share each clip's encoder pass."""
+        weight = options.rescore_weight
+        if weight is None:
+            weight = self.model.spec.rescore_weight
+        if options.rescore and weight is not None:  # N-best rescoring (asr/rescore.py)
+            return self._rescored(clips, options, weight)
         order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
         if not self.model.spec.hypothesis:
             return self._read(clips, order, options, None)
         with self._whisper().remembering():
+            if self.model.spec.nbest_prompt > 1:  # correction over the N-best list
+                from ..nbest import nbest_hypotheses
+
+                spec = self.model.spec
+                n = max(spec.nbest_prompt, spec.nbest)  # the list training prompted with
+                whisper, limit = self._whisper(), spec.nbest_prompt
+                hyps, prompts = nbest_hypotheses(whisper, clips, options.language, n, limit)
+                return self._read(clips, order, options, hyps, prompts)
             hyps = self._hypotheses(clips, order, options)
             return self._read(clips, order, options, hyps)
+
+    def _rescored(
+        self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions, weight: float
+    ) -> list[str]:
+        from ..rescore import rescore_clips
+
+        whisper = self._whisper()
+        n = options.nbest or self.model.spec.nbest
+        with whisper.remembering():  # the N-best list and the scores share each encoding
+            return rescore_clips(
+                self.model,
+                whisper,
+                clips,
+                cast(str, options.language),
+                n,
+                min(1.0, weight),
+                own=options.rescore_own,
+                batch_size=options.batch_size,
+                scope=self._scope,
+                max_new_tokens=options.max_new_tokens,
+            )
 
     def _read(
         self,
@@ -128,7 +162,9 @@ class SpeechLLMEngine:
         order: list[int],
         options: SpeechLLMDecodeOptions,
         hyps: dict[int, str] | None,
+        prompts: dict[int, str] | None = None,
     ) -> list[str]:
+        prompts = prompts or hyps  # what the LLM is prompted with: the 1-best, or the list
         out = self._batched(
             order,
             options.batch_size,
@@ -137,7 +173,7 @@ class SpeechLLMEngine:
                 [options.language] * len(chunk),
                 options.max_new_tokens,
                 options.beam_size,
-                hypotheses=[hyps[i] for i in chunk] if hyps else None,
+                hypotheses=[prompts[i] for i in chunk] if prompts else None,
             ),
         )
         texts = dict(zip(order, out))
@@ -148,7 +184,7 @@ class SpeechLLMEngine:
                 text = hyps[i]
             result.append(text)
         if hyps and options.check_corrections:
-            result = self._checked(clips, result, hyps, options)
+            result = self._checked(clips, result, hyps, options, prompts)
         return result
 
     def _checked(
@@ -157,6 +193,7 @@ class SpeechLLMEngine:
         texts: list[str],
         hyps: dict[int, str],
         options: SpeechLLMDecodeOptions,
+        prompts: dict[int, str] | None = None,
     ) -> list[str]:
         """Each correction the LLM made to Whisper's hypothesis, kept only where the two
         models' log-probabilities together (a product of experts, equal weights) prefer it
@@ -180,7 +217,8 @@ class SpeechLLMEngine:
         both = [text for i in changed for text in (texts[i], hyps[i])]
         audio = [clips[i] for i in changed for _ in range(2)]
         heard = self._whisper().score_texts(audio, both, options.language)
-        prompted = [hyps[i] for i in changed for _ in range(2)]  # the prompt's hypothesis
+        prompts = prompts or hyps
+        prompted = [prompts[i] for i in changed for _ in range(2)]  # the prompt's hypothesis
         read = self._batched(
             list(range(len(both))),
             2 * max(1, options.batch_size // 2),  # whole pairs
