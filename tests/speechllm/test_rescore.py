@@ -108,6 +108,23 @@ def test_llm_scores_every_candidate_in_one_pass(parts):
     assert sets[0].llm[1] == pytest.approx(alone, abs=1e-4)
 
 
+@pytest.mark.parametrize("hypothesis", [False, True])
+def test_scoring_from_the_shared_prefix_equals_the_teacher_forced_pass(parts, hypothesis):
+    from sbasr.speechllm.scoring import forced_score, score
+
+    model = build(parts, hypothesis=hypothesis)
+    a, b = waves(1.0, 0.6, seed=3)
+    # candidates of two clips, each clip's rows together or not, texts of any length
+    # (the empty one is its end token alone), and two prompts for one clip
+    audio = [a, a, b, a, b, b]
+    texts = ["one two three", "one", "", "four five six seven", "eight", "one"]
+    hyps = ["one two", "one two", "eight", "won too", "eight", "eight"] if hypothesis else None
+    fast = score(model, audio, ["en"] * 6, texts, hyps)
+    plain = forced_score(model, audio, ["en"] * 6, texts, hyps)
+    assert fast == pytest.approx(plain, abs=1e-4)
+    assert len(set(np.round(plain, 3))) == 6  # the texts do differ in score
+
+
 def test_nbest_prompt_lists_the_hypotheses():
     assert nbest_prompt_text([("a b", -1.0)], 5) == "a b"
     assert nbest_prompt_text([("a", -1.0), ("b", -2.0), ("c", -3.0)], 2) == "\n1. a\n2. b"
