@@ -2,12 +2,14 @@
 Speech-LLM's own transcript where it writes one) scored by both models, the best
 combined score winning.
 
-Whisper's score is its log-probability of the text (`WhisperEngine.nbest`, or
-`log_probs` for a text not on its list); the Speech-LLM's is its log-likelihood of the
-text given the speech and its prompt, teacher-forced: all of a batch's candidates in
-one forward pass (`SpeechLLM.score`), each clip encoded once, never a decode per
-candidate. The combined score is `w * whisper + (1 - w) * llm`, with `w` chosen on the
-dev set at the end of training (`choose_weight`) and saved with the model. Rescoring
+Whisper's score of a text on its list is the beam search's own (`WhisperEngine.nbest`),
+with no second pass; a text not on it (the Speech-LLM's own) is scored by `log_probs`.
+The Speech-LLM's is its log-likelihood of the text given the speech and its prompt:
+each clip encoded once, each clip's prompt and speech run through the LLM once, and all
+of a batch's candidates scored from those prefixes' KV cache in one more pass
+(`sbasr.speechllm.scoring.score`), never a decode per candidate. The combined score is
+`w * whisper + (1 - w) * llm`, with `w` chosen on the dev set at the end of training
+(`choose_weight`) and saved with the model. Rescoring
 only chooses among transcripts, so it cannot write a word neither model proposed.
 """
 
@@ -81,7 +83,8 @@ def llm_scores(
 ) -> None:
     """The Speech-LLM's log-likelihood of every candidate of every utterance, given its
     speech and prompt (`prompts`: a hypothesis-conditioned model's first-pass text), in
-    one forward pass over all candidates (`SpeechLLM.score`)."""
+    one call for all candidates (`SpeechLLM.score`: each prefix once, then every
+    candidate from its KV cache)."""
     rows = [(i, t) for i, c in enumerate(sets) for t in c.texts]
     if not rows:
         return
