@@ -9,8 +9,8 @@ each clip encoded once, each clip's prompt and speech run through the LLM once, 
 of a batch's candidates scored from those prefixes' KV cache in one more pass
 (`sbasr.speechllm.scoring.score`), never a decode per candidate. The combined score is
 `w * whisper + (1 - w) * llm`, with `w` chosen on the dev set at the end of training
-(`choose_weight`) and saved with the model. Rescoring
-only chooses among transcripts, so it cannot write a word neither model proposed.
+(`choose_weight`) and saved with the model. Rescoring only chooses among transcripts,
+so it cannot write a word neither model proposed.
 """
 
 from __future__ import annotations
