@@ -90,6 +90,9 @@ def main() -> None:
     parser.add_argument("--per-language", type=int, default=6)
     parser.add_argument("--nbest", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument(
+        "--no-own", action="store_true", help="leave out the row with the LLM's own transcript"
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="sbasr-rescore-bench-"))
     test = work / "test.jsonl"
@@ -118,6 +121,8 @@ def main() -> None:
             *(["--rescore-weight", "0.5"] if args.slm is None else []),
         ],
     }
+    if args.no_own:
+        del commands["rescoring + the LLM's own transcript"]
     best: dict[str, tuple[float, float]] = {}
     for round_ in range(2):
         for name, cmd in commands.items():
