@@ -490,9 +490,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        help="run only the system of this name, or those whose names contain it; the "
-        "table still lists every system finished in --work before, so a long comparison "
-        "can run in parts",
+        action="append",
+        help="run only the system of this name, or those whose names contain it (given "
+        "several times: each of them); the table still lists every system finished in "
+        "--work before, so a long comparison can run in parts",
     )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -513,9 +514,13 @@ def main() -> None:
     results = []
     rows = systems(args, sizes)
     # --only NAME: the system of exactly that name, else every one whose name contains it
-    exact = any(row.name == args.only for row in rows)
+    names = {row.name for row in rows}
+
+    def picked(name: str) -> bool:
+        return any(name == o if o in names else o in name for o in args.only)
+
     for row in rows:
-        if args.only and (row.name != args.only if exact else args.only not in row.name):
+        if args.only and not picked(row.name):
             done = work / f"result-{_slug(row.name)}.json"  # finished in an earlier part
             if done.is_file():
                 results.append(Result(**json.loads(done.read_text())))
