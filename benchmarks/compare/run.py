@@ -63,6 +63,12 @@ class Result:
     pooled: float = 0.0
     train_seconds: float = 0.0
     rtf: float = 0.0
+    # A Speech-LLM row against its own first pass (the Whisper row whose transcripts it
+    # corrects or rescores, or whose encoder it took): test utterances with fewer errors
+    # and with more, by per-utterance error counts.
+    first_pass: str | None = None
+    better: int | None = None
+    worse: int | None = None
 
 
 def prepare(sounds: Path, out: Path, sizes: Sizes) -> dict[str, Path]:
@@ -142,10 +148,16 @@ class System:
     # hypothesis-conditioned Speech-LLM corrects. One zero-shot row keeps the fallback,
     # Whisper's default decoding.
     decode: list[str] | None = None  # default: GREEDY for Whisper, BEAM_1 for Speech-LLMs
+    # The row whose trained Whisper this one builds on (its --model), trained first if
+    # --work does not hold it yet; and the row of its first pass (default: that one).
+    builds_on: str | None = None
+    first_pass: str | None = None
 
     def __post_init__(self) -> None:
         if self.decode is None:
             self.decode = list(GREEDY if self.family == "end-to-end" else BEAM_1)
+        if self.first_pass is None:
+            self.first_pass = self.builds_on
 
 
 def systems(args, sizes: Sizes) -> list[System]:
@@ -201,7 +213,23 @@ def systems(args, sizes: Sizes) -> list[System]:
     ger = ["--recipe", "small-data", "--hypothesis"]
     full = [*whisper, "--method", "full", "--learning-rate", "1e-5"]
     e2e, slm_family = "end-to-end", "Speech-LLM"
-    return [
+    zero_shot = f"Whisper {w}, zero-shot"
+    stacked = []
+    # On a fine-tuned first pass, as the paper's authors built theirs: the Speech-LLM's
+    # encoder and its hypotheses both from the Whisper row's own trained run in --work.
+    for row, label in ((f"Whisper {w}, full fine-tuning", "full"), (f"Whisper {w} + LoRA", "LoRA")):
+        on = f"Speech-LLM on Whisper {w} {label} fine-tuned"
+        stacked += [
+            System(f"{on}, paper recipe", slm_family, [*slm, *paper], builds_on=row),
+            System(f"{on}, correction (GER)", slm_family, [*slm, *ger], builds_on=row),
+            System(
+                f"{on}, N-best rescoring",
+                slm_family,
+                [*slm, *small, "--rescore", "--nbest", "5"],
+                builds_on=row,
+            ),
+        ]
+    rows = [
         System(f"Whisper {w}, zero-shot", e2e, None),
         System(f"Whisper {w}, zero-shot, temperature fallback", e2e, None, list(BEAM_1)),
         System(f"Whisper {w} + LoRA", e2e, [*whisper, "--method", "lora"]),
@@ -239,7 +267,12 @@ def systems(args, sizes: Sizes) -> list[System]:
             slm_family,
             [*slm, *paper, *dual, "--fusion", "gated-bi-cross-concat"],
         ),
+        *stacked,
     ]
+    for row in rows:  # the zero-shot rows' Speech-LLMs correct (or start from) zero-shot
+        if row.family == slm_family and row.first_pass is None:
+            row.first_pass = zero_shot
+    return rows
 
 
 def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
@@ -247,8 +280,17 @@ def stage_steps(cmd: list[str], sizes: Sizes) -> list[list[str]]:
     if "speechllm" not in cmd:
         return [cmd]
     base = [c for c in cmd if c != "--stages" and c != "1,2"]
+    first = [c for c in base if c != "--rescore"]  # the weight is chosen after stage 2
     return [
-        [*base, "--stages", "1", "--max-steps", str(sizes.stage1_steps), "--learning-rate", "5e-4"],
+        [
+            *first,
+            "--stages",
+            "1",
+            "--max-steps",
+            str(sizes.stage1_steps),
+            "--learning-rate",
+            "5e-4",
+        ],
         [*base, "--stages", "2", "--max-steps", str(sizes.stage2_steps), "--learning-rate", "2e-4"],
     ]
 
@@ -268,9 +310,12 @@ def run_system(
     done = work / f"result-{slug}.json"
     if done.is_file():
         result = Result(**json.loads(done.read_text()))
+        result.first_pass = system.first_pass
         print(f"  {name}: done before, pooled {100 * result.pooled:.2f}%", flush=True)
         return result
     model, engine, seconds = args.whisper, "whisper", 0.0
+    if cmd is not None and system.builds_on:
+        cmd = on_trained(cmd, system.builds_on, data, work, sizes, args)
     if cmd is not None:
         out = work / slug
         for i, step in enumerate(stage_steps(cmd, sizes), 1):
@@ -320,6 +365,7 @@ def run_system(
     result = Result(name, family, train_seconds=seconds, rtf=float(rtf.group(1)) if rtf else 0.0)
     result.pooled = report["pooled"]["rate"]
     result.rates = {row["language"]: row["rate"] for row in report["languages"]}
+    result.first_pass = system.first_pass
     done.write_text(json.dumps(asdict(result)))
     print(
         f"  {name}: pooled {100 * result.pooled:.2f}% "
@@ -330,27 +376,78 @@ def run_system(
     return result
 
 
+def on_trained(
+    cmd: list[str], builds_on: str, data: dict[str, Path], work: Path, sizes: Sizes, args
+) -> list[str]:
+    """`cmd` with --model the trained run of row `builds_on` in `work` (by its slug, so
+    that a run trained before, or by `--only`, is found), training that row first if it
+    is not there yet."""
+    base = work / _slug(builds_on)
+    if not (base / "ct2" / "model.bin").is_file():
+        row = next(r for r in systems(args, sizes) if r.name == builds_on)
+        print(f"  {builds_on}: trained first, for the rows built on it", flush=True)
+        run_system(row, data, work, sizes, args)
+    at = cmd.index("--model")
+    return [*cmd[: at + 1], str(base), *cmd[at + 2 :]]
+
+
+def utterance_errors(hyp: Path, test: Path) -> dict[str, int]:
+    """Each test utterance's error count (MLC-SLM normalisation, as `sbasr score`)."""
+    from sbasr.scoring.api import score
+
+    report = score(str(hyp), str(test))
+    return dict(zip(report.ids, report.counts[:, :3].sum(1).tolist()))
+
+
+def better_and_worse(results: list[Result], work: Path, test: Path) -> None:
+    """Fill each Speech-LLM row's count of test utterances with fewer and with more errors
+    than its first pass, from both rows' transcripts in `work`."""
+    errors: dict[str, dict[str, int]] = {}
+
+    def of(name: str) -> dict[str, int] | None:
+        if name not in errors:
+            hyp = work / f"hyp-{_slug(name)}.txt"
+            errors[name] = utterance_errors(hyp, test) if hyp.is_file() else {}
+        return errors[name] or None
+
+    for r in results:
+        if not r.first_pass:
+            continue
+        mine, theirs = of(r.system), of(r.first_pass)
+        if mine is None or theirs is None:
+            continue
+        r.better = sum(1 for k, e in mine.items() if e < theirs.get(k, e))
+        r.worse = sum(1 for k, e in mine.items() if e > theirs.get(k, e))
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def table(results: list[Result], meta: dict) -> str:
-    head = "| system | family | " + " | ".join(LANGUAGES) + " | pooled CER/WER | training | RTF |"
-    lines = [head, "|" + "---|" * (len(LANGUAGES) + 5)]
+    head = (
+        "| system | family | "
+        + " | ".join(LANGUAGES)
+        + " | pooled CER/WER | better / worse | training | RTF |"
+    )
+    lines = [head, "|" + "---|" * (len(LANGUAGES) + 6)]
     for r in results:
         rates = " | ".join(
             f"{100 * r.rates[lang]:.2f}%" if lang in r.rates else "-" for lang in LANGUAGES
         )
         train = f"{r.train_seconds / 60:.1f} min" if r.train_seconds else "-"
+        moved = f"{r.better} / {r.worse}" if r.better is not None else "-"
         lines.append(
-            f"| {r.system} | {r.family} | {rates} | **{100 * r.pooled:.2f}%** | "
+            f"| {r.system} | {r.family} | {rates} | **{100 * r.pooled:.2f}%** | {moved} | "
             f"{train} | {r.rtf:.3f} |"
         )
     notes = (
         f"\n{meta['data']}. Error rates are WER (MLC-SLM normalisation, `sbasr score`), "
         f"pooled over all test utterances. Training on {meta['device']}; RTF is "
         "`sbasr transcribe`'s real-time factor on the test set (greedy decoding, "
-        "the model load included). Run: " + meta["command"] + "\n"
+        "the model load included). Better / worse: test utterances with fewer / more "
+        "errors than the row's first pass (zero-shot Whisper, or the fine-tuned Whisper it "
+        "is built on). Run: " + meta["command"] + "\n"
     )
     return "\n".join(lines) + "\n" + notes
 
@@ -401,9 +498,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        help="run only the system of this name, or those whose names contain it; the "
-        "table still lists every system finished in --work before, so a long comparison "
-        "can run in parts",
+        action="append",
+        help="run only the system of this name, or those whose names contain it (given "
+        "several times: each of them); the table still lists every system finished in "
+        "--work before, so a long comparison can run in parts",
     )
     args = parser.parse_args()
     sizes = QUICK if args.quick else FULL
@@ -424,14 +522,20 @@ def main() -> None:
     results = []
     rows = systems(args, sizes)
     # --only NAME: the system of exactly that name, else every one whose name contains it
-    exact = any(row.name == args.only for row in rows)
+    names = {row.name for row in rows}
+
+    def picked(name: str) -> bool:
+        return any(name == o if o in names else o in name for o in args.only)
+
     for row in rows:
-        if args.only and (row.name != args.only if exact else args.only not in row.name):
+        if args.only and not picked(row.name):
             done = work / f"result-{_slug(row.name)}.json"  # finished in an earlier part
             if done.is_file():
                 results.append(Result(**json.loads(done.read_text())))
+                results[-1].first_pass = row.first_pass
             continue
         results.append(run_system(row, data, work, sizes, args))
+    better_and_worse(results, work, data["test"])
     counts = {n: sum(1 for _ in data[n].open()) for n in ("train", "dev", "test")}
     meta = {
         "data": f"{counts['train']} train, {counts['dev']} dev and {counts['test']} "

@@ -1,5 +1,5 @@
-"""benchmarks/compare/run.py --quick: every system trained, decoded and scored by sbasr's
-own commands, and the table, JSON and chart written. Tiny random models and espeak-ng
+"""benchmarks/compare/run.py --quick: each kind of system trained, decoded and scored by
+sbasr's own commands, and the table, JSON and chart written. Tiny random models and espeak-ng
 speech in the four languages stand in for Whisper base, SmolLM2 and the Asterisk prompts."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ SAY = {
 }
 
 
-def test_quick_comparison_runs_every_system(tmp_path, parts):
+def test_quick_comparison_runs_each_kind_of_system(tmp_path, parts):
     rows = {"train": [], "dev": [], "test": []}
     for lang, (voice, sentences) in SAY.items():
         for i, text in enumerate(sentences):
@@ -56,25 +56,39 @@ def test_quick_comparison_runs_every_system(tmp_path, parts):
         "--work",
         str(tmp_path / "work"),
     ]
-    run = subprocess.run(command, capture_output=True, text=True)
+    # A representative part of the table: the zero-shot and LoRA Whisper rows, a
+    # Speech-LLM correcting zero-shot Whisper, and the Speech-LLMs built on the LoRA run
+    # (paper recipe, correction, N-best rescoring). The other rows run the same commands
+    # with other options, each tested with its trainer.
+    w = parts["whisper"]
+    lora = f"Whisper {w} + LoRA"
+    some = ["zero-shot", lora, "Speech-LLM + Whisper hypothesis (GER variant)"]
+    some.append(f"Speech-LLM on Whisper {w} LoRA fine-tuned")
+    run = subprocess.run(
+        [*command, *(a for name in some for a in ("--only", name))], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr[-3000:] + run.stdout[-2000:]
     results = json.loads((out / "results.json").read_text())["results"]
-    assert [r["family"] for r in results] == ["end-to-end"] * 5 + ["Speech-LLM"] * 8
+    assert [r["family"] for r in results] == ["end-to-end"] * 3 + ["Speech-LLM"] * 4
+    stacked = [r for r in results if r["system"].startswith("Speech-LLM on Whisper")]
+    assert len(stacked) == 3 and {r["first_pass"] for r in stacked} == {lora}
+    for r in results[3:]:  # every Speech-LLM row against its own first pass
+        assert r["better"] is not None and r["better"] + r["worse"] <= len(rows["test"])
     for r in results:
         assert set(r["rates"]) == set(SAY) and r["pooled"] >= 0 and r["rtf"] > 0
         assert (r["train_seconds"] > 0) == ("zero-shot" not in r["system"])
     table = (out / "results.md").read_text()
-    assert table.count("\n| ") == 13 and "gated-bi-cross-concat" in table
-    assert "Whisper hypothesis" in table and "paper recipe" in table and "LR decay" in table
+    assert table.count("\n| ") == 7 and "N-best rescoring" in table and "better / worse" in table
+    assert "Whisper hypothesis" in table and "paper recipe" in table
     assert "temperature fallback" in table
-    assert "CTC alignment" in table and "chat template" in table and "encoder LoRA" in table
     assert (out / "results.png").stat().st_size > 10_000
     # a comparison run in parts: one system again, the table still lists all finished ones
     again = subprocess.run([*command, "--only", "zero-shot"], capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-3000:]
     assert again.stdout.count("done before") == 2  # both zero-shot rows
     assert json.loads((out / "results.json").read_text())["results"] == results
-    # a name that is also part of another's (the layer-decay row) runs that system alone
-    full = f"Whisper {parts['whisper']}, full fine-tuning"
-    alone = subprocess.run([*command, "--only", full], capture_output=True, text=True)
+    # a name that is also part of another's (the fallback row) runs that system alone
+    alone = subprocess.run(
+        [*command, "--only", f"Whisper {w}, zero-shot"], capture_output=True, text=True
+    )
     assert alone.returncode == 0 and alone.stdout.count("done before") == 1, alone.stderr

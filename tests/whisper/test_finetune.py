@@ -181,6 +181,7 @@ FLAGS = {
     *("--layer-lr-decay", "--select-by", "--patience", "--hypothesis", "--no-hypothesis"),
     *("--hypothesis-model", "--encoder-cache", "--encoder-cache-dir", "--ctc-weight"),
     *("--chat-template", "--no-chat-template", "--recipe"),
+    *("--rescore", "--no-rescore", "--nbest", "--nbest-prompt"),
     *("--overwrite", "--no-overwrite"),
 }
 

@@ -92,6 +92,21 @@ class SpeechLLMDecodeOptions(DecodeOptions):
         "Models trained with --hypothesis: keep the LLM's change to Whisper's text only "
         "when Whisper and the LLM together score it higher.",
     )
+    rescore: bool = option(
+        True,
+        "Models trained with --rescore (or given --rescore-weight): choose among Whisper's "
+        "N-best transcripts and the LLM's own by the two models' combined log-probability.",
+    )
+    nbest: int | None = option(
+        None, "Rescoring: Whisper's hypotheses per span (default: the model's).", min=1
+    )
+    rescore_weight: float | None = option(
+        None,
+        "Rescoring: the weight of Whisper's score against the LLM's, 0 to 1 (default: the "
+        "one chosen on the dev set in training).",
+        min=0.0,
+    )
+    rescore_own: bool = option(True, "Rescoring: the LLM's own transcript is a candidate too.")
 
 
 ENGINE_OPTIONS: dict[str, type[DecodeOptions]] = {

@@ -57,6 +57,18 @@ class SpeechLLMConfig:
     # assistant's), the format the LLM was tuned on; off: plain text, as in the paper.
     chat_template: bool = False
     dev_wer: float | None = None  # the best dev CER/WER training reached (--select-by wer)
+    # Where the encoder and the first pass came from (the model the user named, e.g. a
+    # `sbasr finetune --arch whisper` run), and the copies of them kept in the model's own
+    # directory (part -> folder name; speechllm/sources.py).
+    encoder_origin: str | None = None
+    bundled: dict[str, str] = field(default_factory=dict)
+    # N-best rescoring (sbasr.asr.rescore): hypotheses per utterance, and the weight of
+    # Whisper's log-probability against the LLM's, chosen on the dev set; None: off.
+    nbest: int = 5
+    # Correction over the N-best list (HyPoradise style): the hypothesis-conditioned prompt
+    # carries Whisper's first K transcripts, numbered; 0 or 1: its 1-best alone.
+    nbest_prompt: int = 0
+    rescore_weight: float | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

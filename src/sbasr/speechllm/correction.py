@@ -79,7 +79,10 @@ def changed_words(texts: Sequence[str], hypotheses: dict[int, str]) -> list[int]
 
 
 def check_corrections(
-    texts: Sequence[str], hypotheses: dict[int, str], score: PairScorer
+    texts: Sequence[str],
+    hypotheses: dict[int, str],
+    score: PairScorer,
+    prompts: dict[int, str] | None = None,
 ) -> list[str]:
     """Each correction kept only where both models together prefer it to the hypothesis.
 
@@ -93,6 +96,8 @@ def check_corrections(
         score: Scores candidate texts; called once, with each checked clip's correction
             and hypothesis side by side (rows 2k and 2k + 1), so that a clip's two rows
             can share a batch and one encoder pass.
+        prompts: The hypothesis text each clip's prompt carried (an N-best list);
+            None: the hypothesis itself.
 
     Returns:
         One text per clip: the correction or the hypothesis.
@@ -102,7 +107,7 @@ def check_corrections(
         return list(texts)
     rows = [i for i in changed for _ in range(2)]
     candidates = [text for i in changed for text in (texts[i], hypotheses[i])]
-    prompted = [hypotheses[i] for i in rows]
+    prompted = [(prompts or hypotheses)[i] for i in rows]
     heard, read = score(rows, candidates, prompted)
     out = list(texts)
     for k, i in enumerate(changed):

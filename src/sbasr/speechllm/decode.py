@@ -11,42 +11,6 @@ from torch import nn
 
 from ..core.constants import SAMPLE_RATE, SPEECHLLM_MAX_NEW_TOKENS
 from ..core.text import collapse_repetitions
-from ..io.audio import distinct_clips
-
-
-@torch.inference_mode()
-def score(
-    model: nn.Module,
-    audio: list[np.ndarray],
-    languages: list[str],
-    texts: list[str],
-    hypotheses: list[str] | None = None,
-) -> list[float]:
-    """The LLM's log-probability of each text and its end token, given its utterance and
-    prompt: how much it prefers one transcript to another.
-
-    Args:
-        model: The Speech-LLM.
-        audio: The utterances, 16 kHz mono.
-        languages: Each utterance's language code.
-        texts: The text to score for each utterance.
-        hypotheses: For a hypothesis-conditioned model, the Whisper text each prompt carries.
-
-    Returns:
-        One summed log-probability per text.
-    """
-    hyps = hypotheses or [None] * len(audio)
-    prompts = [model.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
-    targets = [model.target_ids(t) for t in texts]
-    unique, index = distinct_clips(audio)  # several texts of one clip: encoded once
-    speech, lengths = model.encode(unique)
-    where = torch.tensor(index, device=speech.device)
-    embeds, mask, labels = model._assemble(
-        speech[where], lengths[where], prompts, targets, left_pad=False
-    )
-    picked, rows = model._label_log_probs(embeds, mask, labels)
-    totals = torch.zeros(len(texts), device=picked.device).index_add_(0, rows, picked)
-    return totals.tolist()
 
 
 @torch.inference_mode()

@@ -23,7 +23,7 @@ from ..core.errors import SbasrError
 from ..core.quiet import quiet_peft
 from .checkpoint import load_trained, read_trained, save_trained
 from .config import WEIGHTS_NAME, SpeechLLMConfig, read_config
-from .decode import RepetitionStop, greedy, score, transcribe
+from .decode import RepetitionStop, greedy, transcribe
 from .dropout import cheapen_lora_dropout
 from .encoders import align_frames, frame_mask, load_encoder
 from .fusion import Fusion
@@ -31,6 +31,8 @@ from .llm import load_llm
 from .packing import pack, packed_attention
 from .projectors import build_projector, match_scale
 from .prompts import prompt_ids, speech_suffix
+from .scoring import score
+from .sources import resolve_bundled
 
 
 class SpeechLLM(nn.Module):
@@ -103,10 +105,9 @@ class SpeechLLM(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> SpeechLLM:
-        """A trained model from its directory. Its files are read (and a damaged one is an
-        error naming it) before the encoders and the LLM are built."""
+        """A trained model from its directory; its files are read, a damaged one named, first."""
         directory = Path(directory)
-        config = read_config(directory)
+        config = resolve_bundled(read_config(directory), directory)  # its own copies first
         state, adapter = read_trained(directory)
         model = cls.build(config)
         try:
@@ -428,7 +429,7 @@ class SpeechLLM(nn.Module):
         texts: list[str],
         hypotheses: list[str] | None = None,
     ) -> list[float]:
-        """The log-probability of each text given its utterance (`decode.score`)."""
+        """The log-probability of each text given its utterance (`scoring.score`)."""
         return score(self, audio, languages, texts, hypotheses)
 
     def transcribe(

@@ -20,6 +20,8 @@ from ..core.options import check_choices
 from ..core.quiet import quiet_checkpoint_order
 from ..speechllm.checkpoint import average_trained, read_trained
 from ..speechllm.model import SpeechLLM
+from ..speechllm.sources import bundle
+from ..speechllm.stacking import stacked_config
 from .arguments import checkpoints, last_checkpoint, tensorboard, training_arguments
 from .data import Example
 from .dataset import load_data
@@ -78,6 +80,11 @@ def finetune_speechllm(opts: SpeechLLMOptions, echo=print, callbacks=()) -> Path
         _train_stage(model, stage, stage_dir, train, dev, opts, echo, callbacks)
     if not is_main_process():  # under torchrun, the first process writes
         return out
+    if opts.rescore:  # the weight of Whisper's score, chosen on the dev set
+        from .rescore_weight import choose_rescore_weight
+
+        choose_rescore_weight(model, dev, opts.nbest, echo)
+    bundle(model.spec, out)  # the Whisper models it needs, kept inside it
     model.save(out)
     plot = out / f"stage{stages[-1]}" / "training.png"
     if plot.is_file():
@@ -128,11 +135,11 @@ def _initial_model(opts: SpeechLLMOptions, stages: tuple[int, ...], echo) -> Spe
         config = opts.model_config()
         config = replace(
             config,
-            encoder=_absolute(config.encoder),
             encoder2=_absolute(config.encoder2),
             llm=_absolute(config.llm),
+            hypothesis_model=_absolute(config.hypothesis_model),
         )
-        return SpeechLLM.build(config)
+        return SpeechLLM.build(stacked_config(config, echo))
     init = Path(opts.init) if opts.init else Path(opts.output_dir) / "stage1"
     if not (init / SPEECHLLM_CONFIG).is_file():
         raise SbasrError(

@@ -177,6 +177,18 @@ def hypotheses(model: SpeechLLM, examples: list[Example], echo) -> dict[Example,
 
     source = model.spec.hypothesis_model or model.spec.encoder
     device = "cuda" if next(model.projector.parameters()).is_cuda else "cpu"
+    if model.spec.nbest_prompt > 1:  # correction over the N-best list
+        from ..asr.nbest import cached_nbest, nbest_prompt_text
+
+        k = model.spec.nbest_prompt
+        lists = cached_nbest(
+            source,
+            [(lambda ex=ex: load_example_audio(ex), ex.language) for ex in examples],
+            lambda: WhisperEngine(source, EngineSettings(device=device)),
+            max(k, model.spec.nbest),
+            echo,
+        )
+        return {ex: nbest_prompt_text(hyps, k) for ex, hyps in zip(examples, lists)}
     texts = cached_hypotheses(
         source,
         [(lambda ex=ex: load_example_audio(ex), ex.language) for ex in examples],

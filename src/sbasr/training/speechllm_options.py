@@ -140,6 +140,19 @@ class SpeechLLMOptions(TrainOptions):
         "wrap the prompt in the instruct LLM's chat template (a user turn holding the "
         "prompt and the speech; the transcript is the assistant's turn).",
     )
+    rescore: bool = option(
+        False,
+        "N-best rescoring: at the end of training, choose on the dev set the weight of "
+        "Whisper's score against the LLM's for choosing among Whisper's N-best transcripts "
+        "and the LLM's own; saved with the model and used by sbasr transcribe.",
+    )
+    nbest: int = option(_MODEL.nbest, "Whisper's hypotheses per utterance, for rescoring.", min=1)
+    nbest_prompt: int = option(
+        _MODEL.nbest_prompt,
+        "with --hypothesis: prompt with Whisper's first K transcripts of its N-best list "
+        "(correction over the list, HyPoradise style) instead of its 1-best; 0: the 1-best.",
+        min=0,
+    )
     encoder_cache: str = option(
         "auto",
         "auto: frozen encoders' outputs computed once per utterance and reused every "

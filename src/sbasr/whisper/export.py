@@ -64,7 +64,7 @@ def _export(source: Path, output: str | Path | None, quantization: str, overwrit
     if (source / "adapter_config.json").is_file():
         cache_dir().mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache_dir(), prefix=".merge-") as tmp:
-            merged = _merge_lora(source, Path(tmp) / "merged")
+            merged = merge_lora(source, Path(tmp) / "merged")
             return convert_to_ct2(merged, out, quantization, origin=source, overwrite=overwrite)
     if is_transformers_whisper(source):
         return convert_to_ct2(source, out, quantization, origin=source, overwrite=overwrite)
@@ -74,7 +74,17 @@ def _export(source: Path, output: str | Path | None, quantization: str, overwrit
     )
 
 
-def _merge_lora(adapter: Path, target: Path) -> Path:
+def merge_lora(adapter: Path, target: Path) -> Path:
+    """A LoRA adapter directory merged into its base Whisper, saved in transformers format.
+
+    Args:
+        adapter: a `sbasr finetune --arch whisper` LoRA output directory (its
+            adapter_config.json names the base model).
+        target: the directory the merged model, its tokenizer and features are saved to.
+
+    Returns:
+        `target`.
+    """
     from peft import PeftModel
     from transformers import WhisperForConditionalGeneration, WhisperProcessor
 

@@ -116,12 +116,46 @@ class SpeechLLMEngine:
         """The text of each clip: batches of similar length (little padding), Whisper's
         hypotheses first for a hypothesis-conditioned model, loops collapsed. Whisper's
         first pass and its check of the corrections share each clip's encoder pass."""
+        weight = options.rescore_weight
+        if weight is None:
+            weight = self.model.spec.rescore_weight
+        if options.rescore and weight is not None:  # N-best rescoring (asr/rescore.py)
+            return self._rescored(clips, options, weight)
         order = sorted(range(len(clips)), key=lambda i: len(clips[i]))
         if not self.model.spec.hypothesis:
             return self._read(clips, order, options, None)
         with self._whisper().remembering():
+            if self.model.spec.nbest_prompt > 1:  # correction over the N-best list
+                from ..nbest import nbest_hypotheses
+
+                spec = self.model.spec
+                n = max(spec.nbest_prompt, spec.nbest)  # the list training prompted with
+                whisper, limit = self._whisper(), spec.nbest_prompt
+                hyps, prompts = nbest_hypotheses(whisper, clips, options.language, n, limit)
+                return self._read(clips, order, options, hyps, prompts)
             hyps = self._hypotheses(clips, order, options)
             return self._read(clips, order, options, hyps)
+
+    def _rescored(
+        self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions, weight: float
+    ) -> list[str]:
+        from ..rescore import rescore_clips
+
+        whisper = self._whisper()
+        n = options.nbest or self.model.spec.nbest
+        with whisper.remembering():  # the N-best list and the scores share each encoding
+            return rescore_clips(
+                self.model,
+                whisper,
+                clips,
+                cast(str, options.language),
+                n,
+                min(1.0, weight),
+                own=options.rescore_own,
+                batch_size=options.batch_size,
+                scope=self._scope,
+                max_new_tokens=options.max_new_tokens,
+            )
 
     def _read(
         self,
@@ -129,7 +163,9 @@ class SpeechLLMEngine:
         order: list[int],
         options: SpeechLLMDecodeOptions,
         hyps: dict[int, str] | None,
+        prompts: dict[int, str] | None = None,
     ) -> list[str]:
+        prompts = prompts or hyps  # what the LLM is prompted with: the 1-best, or the list
         out = self._batched(
             order,
             options.batch_size,
@@ -138,7 +174,7 @@ class SpeechLLMEngine:
                 [options.language] * len(chunk),
                 options.max_new_tokens,
                 options.beam_size,
-                hypotheses=[hyps[i] for i in chunk] if hyps else None,
+                hypotheses=[prompts[i] for i in chunk] if prompts else None,
             ),
         )
         texts = dict(zip(order, out))
@@ -147,7 +183,7 @@ class SpeechLLMEngine:
             return result
         result = keep_in_place(result, hyps)
         if options.check_corrections:
-            result = check_corrections(result, hyps, self._pair_scorer(clips, options))
+            result = check_corrections(result, hyps, self._pair_scorer(clips, options), prompts)
         return result
 
     def _pair_scorer(self, clips: list[np.ndarray], options: SpeechLLMDecodeOptions):

@@ -189,6 +189,41 @@ class WhisperEngine:
                 scores[i] = float(total)
         return scores
 
+    def nbest(
+        self, clips: list[np.ndarray], language: str | None, n: int
+    ) -> list[list[tuple[str, float]] | None]:
+        """Up to `n` transcripts of each clip with their log-probabilities, best first
+        (`sbasr.whisper.nbest`); None for a clip over Whisper's 30 s window."""
+        from ...whisper.nbest import nbest
+
+        window = self.model.feature_extractor.n_samples
+        out: list[list[tuple[str, float]] | None] = [None] * len(clips)
+        todo = [i for i, c in enumerate(clips) if len(c) <= window]
+        for first in range(0, len(todo), _SCORE_BATCH):
+            part = todo[first : first + _SCORE_BATCH]
+            encoded, _host = self._encode_rows([clips[i] for i in part])
+            for i, hyps in zip(part, nbest(self.model, encoded, language, n)):
+                out[i] = hyps
+        return out
+
+    def log_probs(
+        self, clips: list[np.ndarray], texts: list[str], language: str | None
+    ) -> list[float | None]:
+        """Whisper's log-probability of each text given its clip, in the distribution of
+        `nbest` (`sbasr.whisper.nbest.forced_log_probs`); None over 30 s."""
+        from ...whisper.nbest import forced_log_probs
+
+        window = self.model.feature_extractor.n_samples
+        out: list[float | None] = [None] * len(texts)
+        todo = [i for i in range(len(texts)) if len(clips[i]) <= window]
+        for first in range(0, len(todo), _SCORE_BATCH):
+            part = todo[first : first + _SCORE_BATCH]
+            encoded, _host = self._encode_rows([clips[i] for i in part])
+            scores = forced_log_probs(self.model, encoded, [texts[i] for i in part], language)
+            for i, score in zip(part, scores):
+                out[i] = score
+        return out
+
     def _encode_rows(self, clips: list[np.ndarray]) -> tuple[Any, np.ndarray | None]:
         """Whisper's encoder output for each clip, a clip given several times (the same
         array) encoded once on a CPU, where an encoder pass over the 30 s window costs as
