@@ -44,9 +44,11 @@ _sbasr() {
                 --temperature-increment) :; return ;;
                 --initial-prompt) :; return ;;
                 --hotwords) :; return ;;
+                --nbest) :; return ;;
+                --rescore-weight) :; return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--engine --model -m --segments --format -f --output-dir -o --no-skip-existing --skip-existing --channels --language-per-segment --no-language-per-segment --device --compute-type --threads --shard --language -l --beam-size --batch-size --max-new-tokens --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --check-corrections --no-check-corrections --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--engine --model -m --segments --format -f --output-dir -o --no-skip-existing --skip-existing --channels --language-per-segment --no-language-per-segment --device --compute-type --threads --shard --language -l --beam-size --batch-size --max-new-tokens --temperature --temperature-increment --initial-prompt --hotwords --condition-on-previous-text --no-condition-on-previous-text --no-word-timestamps --word-timestamps --check-corrections --no-check-corrections --no-rescore --rescore --nbest --rescore-weight --no-rescore-own --rescore-own --help" -- "$cur"))
             else
                 COMPREPLY=($(compgen -f -- "$cur"))
             fi ;;
@@ -106,11 +108,13 @@ _sbasr() {
                 --patience) :; return ;;
                 --hypothesis-model) :; return ;;
                 --ctc-weight) :; return ;;
+                --nbest) :; return ;;
+                --nbest-prompt) :; return ;;
                 --encoder-cache) COMPREPLY=($(compgen -W "auto off" -- "$cur")); return ;;
                 --encoder-cache-dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
             esac
             if [[ "$cur" == -* ]]; then
-                COMPREPLY=($(compgen -W "--arch --train --dev --output-dir -o --model -m --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-resume --resume --no-overwrite --overwrite --deepspeed --num-workers --method --freeze-encoder --no-freeze-encoder --no-spec-augment --spec-augment --layer-lr-decay --lora-r --lora-alpha --lora-dropout --lora-targets --export --no-export --quantization --recipe --encoder2 --fusion --projector --llm --prompt --train-encoder --stage --stages --init --batch-seconds --average-best --select-by --patience --hypothesis --no-hypothesis --hypothesis-model --ctc-weight --chat-template --no-chat-template --encoder-cache --encoder-cache-dir --help" -- "$cur"))
+                COMPREPLY=($(compgen -W "--arch --train --dev --output-dir -o --model -m --learning-rate --warmup-steps --lr-scheduler --epochs --max-steps --batch-size --grad-accum --eval-steps --save-steps --logging-steps --seed --precision --gradient-checkpointing --no-gradient-checkpointing --speed-perturb --no-resume --resume --no-overwrite --overwrite --deepspeed --num-workers --method --freeze-encoder --no-freeze-encoder --no-spec-augment --spec-augment --layer-lr-decay --lora-r --lora-alpha --lora-dropout --lora-targets --export --no-export --quantization --recipe --encoder2 --fusion --projector --llm --prompt --train-encoder --stage --stages --init --batch-seconds --average-best --select-by --patience --hypothesis --no-hypothesis --hypothesis-model --ctc-weight --chat-template --no-chat-template --no-rescore --rescore --nbest --nbest-prompt --encoder-cache --encoder-cache-dir --help" -- "$cur"))
             else
                 :
             fi ;;

@@ -75,7 +75,7 @@ def pairs() -> list[tuple[str, str, str, str]]:
 
 
 SENTENCES = [
-    "Please enter your account number.",
+    "Kindly enter your account number.",
     "Thank you for calling.",
     "Your call is important to us.",
     "Goodbye.",

@@ -120,7 +120,7 @@ def test_a_segment_without_timestamps_ends_with_its_span():
     # Whisper's one segment for a 2 s span runs on to 7 s, past the next span's start
     out = list(
         _decoded(
-            [seg(0.0, 7.0, "please hold"), seg(5.0, 6.0, "five")],
+            [seg(0.0, 7.0, "hold the line"), seg(5.0, 6.0, "five")],
             0.0,
             np.array([0.0, 5.0]),
             "en",

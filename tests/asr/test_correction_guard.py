@@ -29,7 +29,7 @@ def test_only_a_collapse_or_a_runaway_of_a_long_hypothesis_counts():
     assert lost_its_place("", LONG)
     counting = "press " + ", ".join(str(i) for i in range(1, 40))
     assert lost_its_place(counting, LONG)  # a loop the repetition stop does not see
-    assert not lost_its_place("press one for sales or two for support please", LONG)
+    assert not lost_its_place("press one for sales or two for support today", LONG)
     assert not lost_its_place("eleven", "11")  # a short rewrite is what it learnt
     assert not lost_its_place("x", "spasibo bolshoe tebe")  # three words: left alone
 
@@ -69,9 +69,9 @@ class _Scores:
 def test_a_correction_stands_only_where_both_models_prefer_it(parts, tmp_path, check):
     build(parts, hypothesis=True).save(tmp_path / "ger")
     engine = SpeechLLMEngine(str(tmp_path / "ger"), EngineSettings(device="cpu"))
-    hyps = {0: "eleven", 1: "to", 2: "call me", 3: "same", 4: "Hold, please."}
+    hyps = {0: "eleven", 1: "to", 2: "call me", 3: "same", 4: "Hold, thanks."}
     fixes = {"eleven": "seven", "to": "two", "call me": "call mee", "same": "same"}
-    fixes["Hold, please."] = "hold please"  # case and punctuation only: not checked
+    fixes["Hold, thanks."] = "hold thanks"  # case and punctuation only: not checked
     engine._hypotheses = lambda clips, order, options: hyps
     engine.model.transcribe = lambda clips, langs, *a, hypotheses=None: [
         fixes[h] for h in hypotheses
@@ -90,16 +90,16 @@ def test_a_correction_stands_only_where_both_models_prefer_it(parts, tmp_path, c
     out = engine.decode_clips(audio, options)
     texts = [d[0].text for d in out]
     if check:
-        assert texts == ["eleven", "two", "call mee", "same", "hold please"]
+        assert texts == ["eleven", "two", "call mee", "same", "hold thanks"]
         assert whisper.calls == 1  # one batched call; an unchanged text is not scored
     else:
-        assert texts == ["seven", "two", "call mee", "same", "hold please"]
+        assert texts == ["seven", "two", "call mee", "same", "hold thanks"]
         assert whisper.calls == 0
 
 
 def test_whisper_scores_its_own_transcript_above_a_cut_or_changed_one():
     engine = WhisperEngine("tiny.en", EngineSettings(device="cpu"))
-    clip = speak("please hold while we try to connect you")
+    clip = speak("hold on while we try to connect you")
     (heard,) = [d.text for d in engine.decode_clips([clip], _greedy())[0]]
     cut = " ".join(heard.split()[:-2])
     changed = " ".join(["Cheese", *heard.split()[1:]])  # the first word wrong

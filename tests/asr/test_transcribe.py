@@ -34,7 +34,7 @@ from sbasr.core.text import collapse_repetitions
 from sbasr.io.manifests import centiseconds
 
 SAY_A = "Hello, thank you for calling. How can I help you today?"
-SAY_B = "I would like to check the status of my order please."
+SAY_B = "I would like to check the status of my order today."
 
 
 @pytest.fixture(scope="module")

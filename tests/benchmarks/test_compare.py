@@ -14,7 +14,7 @@ from conftest import speak
 
 ROOT = Path(__file__).resolve().parents[2]
 SAY = {
-    "en": ("en-us", ["thank you for calling", "please hold", "goodbye"]),
+    "en": ("en-us", ["thank you for calling", "hold the line", "goodbye"]),
     "es": ("es", ["gracias por llamar", "por favor espere", "adiós"]),
     "fr": ("fr-fr", ["merci de votre appel", "veuillez patienter", "au revoir"]),
     "ru": ("ru", ["спасибо за звонок", "пожалуйста подождите", "до свидания"]),

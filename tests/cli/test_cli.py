@@ -212,7 +212,7 @@ def test_test_speech_needs_no_system_tool(tmp_path):
     bare.mkdir()
     code = (
         "import sys, numpy as np; sys.path.insert(0, sys.argv[1]); from conftest import speak; "
-        "a = speak('Please hold while we try to connect you.'); "
+        "a = speak('Hold on while we try to connect you.'); "
         "b = speak('Por favor, espere.', 'es'); "
         "print(len(a) / 16000, float(np.sqrt(np.mean(a * a))), len(b) / 16000)"
     )

@@ -12,7 +12,7 @@ from sbasr.whisper.models import resolve_model
 
 @pytest.fixture(scope="module")
 def clip():
-    return speak("Please enter your account number followed by the pound key.")
+    return speak("Enter your account number followed by the pound key.")
 
 
 @pytest.fixture(scope="module")

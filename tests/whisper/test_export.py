@@ -13,7 +13,7 @@ from conftest import run_cli, speak
 import sbasr
 from sbasr.whisper.models import resolve_model, transformers_dir
 
-SAY = "Please enter your account number followed by the pound key."
+SAY = "Enter your account number followed by the pound key."
 
 
 @pytest.fixture(scope="module")
