@@ -63,23 +63,28 @@ def whisper_hypotheses(
     return out
 
 
-class HypothesisCache:
-    """Hypotheses on disk, one JSON Lines file per Whisper model, keyed by the audio's
-    content and the language: a changed file or model is simply decoded again."""
+class ContentCache:
+    """Transcripts on disk, one JSON Lines file per Whisper model (and kind), keyed by the
+    audio's content and the language: a changed file or model is simply decoded again.
+    A subclass names its file, the row's field and how a stored value is read back."""
 
-    def __init__(self, model: str, directory: Path | None = None) -> None:
-        from ..whisper.models import cache_dir
+    field = "text"
 
-        root = directory or cache_dir() / "hypotheses"
-        self.path = root / f"{_model_fingerprint(model)}.jsonl"
-        self.entries: dict[str, str] = {}
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.entries: dict[str, object] = {}
         if self.path.is_file():
             for line in self.path.read_text("utf-8").splitlines():
                 try:
                     row = json.loads(line)
-                    self.entries[row["key"]] = row["text"]
+                    self.entries[row["key"]] = self.read_value(row[self.field])
                 except (ValueError, KeyError, TypeError):
                     continue  # a torn last line from a killed run: decode that one again
+
+    @staticmethod
+    def read_value(value):
+        """A stored value as the cache hands it out."""
+        return value
 
     @staticmethod
     def key(audio: np.ndarray, language: str | None) -> str:
@@ -88,11 +93,53 @@ class HypothesisCache:
 
     def save(self) -> None:
         rows = "".join(
-            json.dumps({"key": k, "text": v}, ensure_ascii=False) + "\n"
+            json.dumps({"key": k, self.field: v}, ensure_ascii=False) + "\n"
             for k, v in self.entries.items()
         )
         with contextlib.suppress(OSError):  # a read-only cache costs decoding again next time
             write_atomic(self.path, rows)
+
+    def fill(
+        self,
+        items: Sequence[tuple[Callable[[], np.ndarray], str | None]],
+        decode: Callable[[list[np.ndarray], list[str | None]], list],
+        what: str,
+        how: str = "",
+        echo=print,
+        chunk: int = 64,
+    ) -> list:
+        """The cached value of each of `items` ((load audio, language) pairs), decoding
+        those the cache lacks with `decode`, `chunk` at a time and saved after each, so
+        that an interrupted run keeps what it decoded; `what` names them in messages, and
+        `how` says how the missing ones are decoded."""
+        keys, missing = [], []
+        for load, language in items:
+            audio = load()
+            key = self.key(audio, language)
+            keys.append(key)
+            if key not in self.entries:
+                missing.append((key, audio, language))
+        if missing:
+            echo(f"{what}: decoding {len(missing):,} utterances{how}")
+            for start in range(0, len(missing), chunk):
+                part = missing[start : start + chunk]
+                values = decode([a for _, a, _ in part], [lang for *_, lang in part])
+                for (key, _, _), value in zip(part, values):
+                    self.entries[key] = value
+                self.save()
+        else:
+            echo(f"{what}: all {len(items):,} from {self.path}")
+        return [self.entries[k] for k in keys]
+
+
+class HypothesisCache(ContentCache):
+    """1-best hypotheses on disk, one JSON Lines file per Whisper model."""
+
+    def __init__(self, model: str, directory: Path | None = None) -> None:
+        from ..whisper.models import cache_dir
+
+        root = directory or cache_dir() / "hypotheses"
+        super().__init__(root / f"{_model_fingerprint(model)}.jsonl")
 
 
 def cached_hypotheses(
@@ -105,26 +152,17 @@ def cached_hypotheses(
 ) -> list[str]:
     """Hypotheses for `items` ((load audio, language) pairs), decoding only those the
     cache lacks; the engine is made only when something must be decoded."""
+    engine = None
+
+    def decode(audio: list[np.ndarray], languages: list[str | None]) -> list[str]:
+        nonlocal engine
+        if engine is None:
+            engine = make_engine()
+        return whisper_hypotheses(engine, audio, languages)
+
     cache = HypothesisCache(model, directory)
-    keys, missing = [], []
-    for i, (load, language) in enumerate(items):
-        audio = load()
-        key = cache.key(audio, language)
-        keys.append(key)
-        if key not in cache.entries:
-            missing.append((i, key, audio, language))
-    if missing:
-        echo(f"hypotheses: decoding {len(missing):,} utterances with Whisper {model} once")
-        engine = make_engine()
-        for start in range(0, len(missing), chunk):
-            part = missing[start : start + chunk]
-            texts = whisper_hypotheses(engine, [a for *_, a, _ in part], [x[3] for x in part])
-            for (_, key, _, _), text in zip(part, texts):
-                cache.entries[key] = text
-            cache.save()  # as it goes, so that an interrupted run keeps what it decoded
-    else:
-        echo(f"hypotheses: all {len(items):,} from {cache.path}")
-    return [cache.entries[k] for k in keys]
+    how = f" with Whisper {model} once"
+    return cache.fill(items, decode, "hypotheses", how, echo, chunk)
 
 
 def _model_fingerprint(model: str) -> str:

@@ -7,15 +7,12 @@ training, the dev set's choice of weight and a second run decode nothing again.
 
 from __future__ import annotations
 
-import contextlib
-import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from ..io.files import write_atomic
-from .hypotheses import HypothesisCache, _model_fingerprint
+from .hypotheses import ContentCache, _model_fingerprint
 
 # Bumped when the N-best list is decoded differently: cached lists are decoded again.
 NBEST_VERSION = "beam-1"
@@ -23,33 +20,21 @@ NBEST_VERSION = "beam-1"
 NBest = list[tuple[str, float | None]]  # (text, Whisper's log-probability), best first
 
 
-class NBestCache:
+class NBestCache(ContentCache):
     """N-best lists on disk, one JSON Lines file per Whisper model and N, keyed by the
     audio's content and the language."""
+
+    field = "nbest"
 
     def __init__(self, model: str, n: int, directory: Path | None = None) -> None:
         from ..whisper.models import cache_dir
 
         root = directory or cache_dir() / "nbest"
-        self.path = root / f"{_model_fingerprint(model)}-{NBEST_VERSION}-n{n}.jsonl"
-        self.entries: dict[str, NBest] = {}
-        if self.path.is_file():
-            for line in self.path.read_text("utf-8").splitlines():
-                try:
-                    row = json.loads(line)
-                    self.entries[row["key"]] = [(str(t), s) for t, s in row["nbest"]]
-                except (ValueError, KeyError, TypeError):
-                    continue  # a torn last line from a killed run: decode that one again
+        super().__init__(root / f"{_model_fingerprint(model)}-{NBEST_VERSION}-n{n}.jsonl")
 
-    key = staticmethod(HypothesisCache.key)
-
-    def save(self) -> None:
-        rows = "".join(
-            json.dumps({"key": k, "nbest": v}, ensure_ascii=False) + "\n"
-            for k, v in self.entries.items()
-        )
-        with contextlib.suppress(OSError):  # a read-only cache costs decoding again next time
-            write_atomic(self.path, rows)
+    @staticmethod
+    def read_value(value) -> NBest:
+        return [(str(t), s) for t, s in value]
 
 
 def whisper_nbest(
@@ -97,26 +82,17 @@ def cached_nbest(
     Returns:
         One N-best list per item, best first.
     """
+    engine = None
+
+    def decode(audio: list[np.ndarray], languages: list[str | None]) -> list[NBest]:
+        nonlocal engine
+        if engine is None:
+            engine = make_engine()
+        return whisper_nbest(engine, audio, languages, n)
+
     cache = NBestCache(model, n, directory)
-    keys, missing = [], []
-    for load, language in items:
-        audio = load()
-        key = cache.key(audio, language)
-        keys.append(key)
-        if key not in cache.entries:
-            missing.append((key, audio, language))
-    if missing:
-        echo(f"N-best: decoding {len(missing):,} utterances with Whisper {model} once (N={n})")
-        engine = make_engine()
-        for start in range(0, len(missing), chunk):
-            part = missing[start : start + chunk]
-            lists = whisper_nbest(engine, [a for _, a, _ in part], [x[2] for x in part], n)
-            for (key, _, _), hyps in zip(part, lists):
-                cache.entries[key] = hyps
-            cache.save()  # as it goes, so that an interrupted run keeps what it decoded
-    else:
-        echo(f"N-best: all {len(items):,} from {cache.path}")
-    return [cache.entries[k] for k in keys]
+    how = f" with Whisper {model} once (N={n})"
+    return cache.fill(items, decode, "N-best", how, echo, chunk)
 
 
 def nbest_prompt_text(hyps: NBest, limit: int) -> str:
