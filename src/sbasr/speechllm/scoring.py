@@ -42,9 +42,7 @@ def score(
     """
     if not texts:
         return []
-    hyps = hypotheses or [None] * len(audio)
-    prompts = [model.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
-    targets = [model.target_ids(t) for t in texts]
+    prompts, targets = _token_rows(model, languages, texts, hypotheses)
     unique, clip_of = distinct_clips(audio)  # several texts of one clip: encoded once
     prefix_of: dict[tuple[int, tuple[int, ...]], int] = {}
     for i, prompt in enumerate(prompts):
@@ -106,9 +104,7 @@ def forced_score(
     """`score` by one teacher-forced pass over every row (prompt + speech + text), packed
     without padding as in training: the same numbers, with the prefix computed per row.
     Arguments and result as `score`."""
-    hyps = hypotheses or [None] * len(audio)
-    prompts = [model.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
-    targets = [model.target_ids(t) for t in texts]
+    prompts, targets = _token_rows(model, languages, texts, hypotheses)
     unique, index = distinct_clips(audio)
     speech, lengths = model.encode(unique)
     where = torch.tensor(index, device=speech.device)
@@ -118,6 +114,16 @@ def forced_score(
     picked, rows = model._label_log_probs(embeds, mask, labels)
     totals = torch.zeros(len(texts), device=picked.device).index_add_(0, rows, picked)
     return totals.tolist()
+
+
+def _token_rows(
+    model: nn.Module, languages: list[str], texts: list[str], hypotheses: list[str] | None
+) -> tuple[list[list[int]], list[list[int]]]:
+    """Each row's prompt tokens (with its hypothesis, where the model is conditioned on
+    one) and its text's target tokens (the text and the end token)."""
+    hyps = hypotheses or [None] * len(texts)
+    prompts = [model.prompt_ids(lang, h) for lang, h in zip(languages, hyps)]
+    return prompts, [model.target_ids(t) for t in texts]
 
 
 def _log_probs(head: nn.Module, hidden: torch.Tensor) -> torch.Tensor:
